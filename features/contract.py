@@ -49,6 +49,16 @@ ENTERPRISE_EVENT_TYPES: dict[str, str] = {
     "case_lead": "转办交办线索 / referred case lead",
     "monitoring_hit": "大数据监测命中 / monitoring-model hit",
 }
+# `item_code` of registration_change events: which registered particular changed.
+REGISTRATION_CHANGE_ITEMS: dict[str, str] = {
+    "legal_rep": "法定代表人 / legal representative",
+    "address": "住所 / registered address",
+    "name": "名称 / name",
+    "capital": "注册资本 / registered capital",
+    "scope": "经营范围 / business scope",
+    "shareholder": "股东 / shareholders",
+    "other": "其他 / other",
+}
 SEVERITIES: dict[str, str] = {
     "minor": "轻微 / minor",
     "general": "一般 / general",
@@ -281,8 +291,11 @@ ENTERPRISE_EVENTS = Table(
                allowed=_enum(ENTERPRISE_EVENT_TYPES)),
         Column("occurred_date", "date", "发生日期", "Date the event occurred"),
         Column("known_date", "date", "监管部门知悉日期", "Date the regulator learned of it"),
-        Column("item_code", "str", "违法行为或事项代码 (可对照免罚清单)",
-               "Violation or item code (matched against the exemption list)",
+        Column("item_code", "str",
+               "违法行为或事项代码 (可对照免罚清单); 登记变更事件为变更事项 "
+               "(见 REGISTRATION_CHANGE_ITEMS)",
+               "Violation or item code (matched against the exemption list); for "
+               "registration_change events, what changed (see REGISTRATION_CHANGE_ITEMS)",
                required=False, max_length=32),
         Column("severity", "str", "严重程度", "Severity", required=False,
                allowed=_enum(SEVERITIES)),
@@ -357,8 +370,8 @@ PROJECTS = Table(
     en="Construction projects",
     key=("project_id",),
     columns=(
-        Column("project_id", "str", "项目编号 (施工许可证号)", "Project id (construction permit no.)",
-               max_length=64),
+        Column("project_id", "str", "项目编号 (施工许可证号)",
+               "Project id (construction permit no.)", max_length=64),
         Column("name", "str", "项目名称", "Project name", max_length=200),
         Column("project_type", "str", "工程类别", "Project type", allowed=_enum(PROJECT_TYPES)),
         Column("use", "str", "使用功能", "Intended use", allowed=_enum(PROJECT_USES)),
@@ -468,7 +481,8 @@ DIGITAL_TAGS_TABLE = Table(
     en="Digital-economy tags assigned by hand",
     key=("uscc", "tag"),
     columns=(
-        Column("uscc", "uscc", "统一社会信用代码", "Enterprise", references=("enterprises", "uscc")),
+        Column("uscc", "uscc", "统一社会信用代码", "Enterprise",
+               references=("enterprises", "uscc")),
         Column("tag", "str", "标签", "Tag", allowed=_enum(DIGITAL_TAGS)),
         Column("tagged_date", "date", "标注日期", "Date the tag was assigned"),
         Column("source", "str", "标注来源", "How the tag was assigned", allowed=_enum(TAG_SOURCES)),

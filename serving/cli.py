@@ -137,7 +137,7 @@ def main() -> None:
         sys.exit(stop.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as error:  # noqa: BLE001 - filtered just below
+    except Exception as error:
         import click
 
         if isinstance(error, click.ClickException):

@@ -1,0 +1,1 @@
+"""Benchmarks: print throughput and ratios; never part of the pass/fail suite."""
