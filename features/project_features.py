@@ -63,7 +63,8 @@ _ROLE_ZH = {"developer": "建设单位", "general_contractor": "施工总承包�
 _ROLE_EN = {"developer": "developer", "general_contractor": "general contractor",
             "supervisor": "supervising engineer"}
 
-_UNIT_COUNT = ("次", "count")
+_UNIT_COUNT = ("次", "times")
+_UNIT_ITEMS = ("项", "items")
 _UNIT_DAYS = ("天", "days")
 _UNIT_FLAG = ("是/否 (1/0)", "yes/no (1/0)")
 _UNIT_SHARE = ("比例", "share")
@@ -145,13 +146,13 @@ def project_feature_catalogue() -> dict[str, FeatureInfo]:
         _info("problem_inspection_share", "project", "检查发现问题比例",
               "share of inspections that found problems", 1, _UNIT_SHARE),
         _info("defects_found_total", "project", "历史检查发现质量问题数",
-              "quality defects found by inspections", 1, _UNIT_COUNT),
+              "quality defects found by inspections", 1, _UNIT_ITEMS),
         _info("hazards_found_total", "project", "历史检查发现安全隐患数",
-              "safety hazards found by inspections", 1, _UNIT_COUNT),
+              "safety hazards found by inspections", 1, _UNIT_ITEMS),
         _info(f"problems_found_{recent}d", "project", f"近{recent}天检查发现问题数",
-              f"defects and hazards found in the last {recent} days", 1, _UNIT_COUNT),
+              f"defects and hazards found in the last {recent} days", 1, _UNIT_ITEMS),
         _info("last_inspection_problems", "project", "最近一次检查发现问题数",
-              "defects and hazards found by the last inspection", 1, _UNIT_COUNT),
+              "defects and hazards found by the last inspection", 1, _UNIT_ITEMS),
         _info("days_since_last_inspection", "project", "距最近一次检查天数",
               "days since the last inspection", 0, _UNIT_DAYS),
         _info("days_since_last_problem", "project", "距最近一次发现问题天数",
@@ -535,19 +536,30 @@ def _participant_features(
         other_accidents=mine["accidents_all"] - mine["accidents"],
     )
 
-    penalties = _known(_table(snapshot, "enterprise_events"), "occurred_date", stamp)
-    penalties = penalties[(penalties["event_type"] == "penalty").to_numpy(dtype=bool,
-                                                                           na_value=False)]
+    enterprise_events = _table(snapshot, "enterprise_events")
+    penalty_rows = (enterprise_events["event_type"] == "penalty").to_numpy(
+        dtype=bool, na_value=False) & enterprise_events["uscc"].isin(
+        mine["uscc"].unique()).to_numpy(dtype=bool, na_value=False)
+    penalties = _known(enterprise_events.loc[penalty_rows], "occurred_date", stamp)
     recent_penalties = penalties[(_age_days(penalties["occurred_date"], stamp) <= record_days)
                                  .to_numpy(dtype=bool, na_value=False)]
     penalty_counts = recent_penalties.groupby(recent_penalties["uscc"].astype(str)).size()
     mine = mine.assign(penalties=mine["uscc"].map(penalty_counts).fillna(0).to_numpy(float))
 
+    numeric = ["probability", "class_rank", "qualification", "penalties", "other_projects",
+               "other_problem_share", "other_accidents"]
+    by_role = {
+        str(role): group.groupby("project_id")[numeric].max()
+        for role, group in mine.groupby("role", sort=False)
+    }
+
     def role_max(role: str, column: str, empty: float = np.nan) -> np.ndarray:
-        chosen = mine[mine["role"] == role]
-        values = chosen.groupby("project_id")[column].max().reindex(index)
-        return values.to_numpy(dtype=float, na_value=np.nan) if np.isnan(empty) else (
-            values.fillna(empty).to_numpy(dtype=float))
+        """Largest value among the project's participants in `role` (`empty` if none)."""
+        table = by_role.get(role)
+        if table is None:
+            return np.full(len(index), empty)
+        values = table[column].reindex(index).to_numpy(dtype=float, na_value=np.nan)
+        return values if np.isnan(empty) else np.where(np.isnan(values), empty, values)
 
     columns: dict[str, np.ndarray] = {}
     for role in PARTICIPANT_ROLES_SCORED:

@@ -6,10 +6,11 @@ and a non-zero exit code, never a traceback; programming errors still show their
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,8 +32,9 @@ class UserError(Exception):
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Error types that mean bad input rather than a bug (imported lazily: the CLI starts fast)."""
     from features.ingest import IngestError
+    from serving.scoring import ServingError
 
-    types: list[type[BaseException]] = [UserError, IngestError]
+    types: list[type[BaseException]] = [UserError, IngestError, ServingError]
     try:
         from supervision.policy import PolicyError
 
@@ -65,7 +67,8 @@ def simulate(
 ) -> None:
     """模拟一个辖区 / simulate a district: writes the contract's tables plus ground truth."""
     from simulation.calibration import calibration_report, format_calibration
-    from simulation.district import DistrictConfig, simulate_district, write_district
+    from simulation.district import DistrictConfig, simulate_district
+    from simulation.io import write_district
 
     if fmt not in ("csv", "parquet"):
         raise UserError(f"--format 只能是 csv 或 parquet / --format must be csv or parquet: {fmt}")
@@ -74,7 +77,7 @@ def simulate(
     started = time.perf_counter()
     config = DistrictConfig(enterprises=enterprises, years=years, seed=seed, projects=projects)
     district = simulate_district(config, progress=True)
-    write_district(district, out, fmt=fmt)  # type: ignore[arg-type]
+    write_district(district, out, fmt="csv" if fmt == "csv" else "parquet")
     rows = {name: len(frame) for name, frame in district.tables.items()}
     typer.echo(f"已写入 / written: {out}  ({time.perf_counter() - started:.1f} s)")
     for name, count in rows.items():
@@ -88,10 +91,11 @@ def calibration(
 ) -> None:
     """打印模拟辖区的校准指标 / print a simulated district's calibration figures."""
     from simulation.calibration import calibration_report, format_calibration
-    from simulation.district import read_district
+    from simulation.io import read_tables, read_truth
 
-    district = read_district(directory)
-    report = calibration_report(district.tables, district.truth)
+    if not (directory / "truth").is_dir():
+        raise UserError(f"不是模拟辖区目录 (缺少 truth/) / not a simulated district: {directory}")
+    report = calibration_report(read_tables(directory), read_truth(directory))
     typer.echo(format_calibration(report))
     if not bool(report["ok"].all()):
         raise typer.Exit(1)
@@ -111,6 +115,152 @@ def ingest(
     settings = _settings(home)
     report = ingest_directory(directory, settings.snapshots, encoding=encoding, progress=True)
     typer.echo(format_summary(report))
+
+
+train_app = typer.Typer(help="训练并登记模型 / train and register models", no_args_is_help=True)
+backtest_app = typer.Typer(help="时间回测 / temporal backtests", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(backtest_app, name="backtest")
+
+TruthOption = Annotated[
+    Path | None,
+    typer.Option("--truth", help="模拟辖区真值目录 (仅评估用) / simulated ground truth, "
+                 "for evaluation only (e.g. DIR/truth of `riskmatrix simulate`)"),
+]
+FoldsOption = Annotated[int, typer.Option(help="回测折数 / number of quarterly folds")]
+
+
+def _enterprise_data(settings: Settings, truth: Path | None) -> Any:
+    from serving.scoring import load_context
+    from simulation.io import read_truth
+    from training.enterprise import EnterpriseData
+
+    context = load_context(settings)
+    truth_tables = None
+    if truth is not None:
+        if not truth.is_dir():
+            raise UserError(f"真值目录不存在 / truth directory not found: {truth}")
+        truth_tables = read_truth(truth.parent if truth.name == "truth" else truth)
+    return EnterpriseData(context.snapshot, context.policy, truth_tables)
+
+
+@train_app.command("enterprise")
+def train_enterprise(
+    home: HomeOption = None, truth: TruthOption = None, folds: FoldsOption = 4
+) -> None:
+    """训练企业信用风险模型并登记 / backtest, train, register and gate the enterprise model."""
+    from training.fairness import format_fairness
+    from training.registry import configure_mlflow
+
+    settings = _settings(home)
+    data = _enterprise_data(settings, truth)
+    uri = configure_mlflow(settings.home, settings.mlflow_uri)
+    run = _train_with_progress(data, folds)
+    typer.echo(run.backtest.table())
+    flagged = run.fairness[run.fairness["flag"]]
+    typer.echo(f"\n公平性审查 / fairness audit: {len(flagged)} 项超出区间 / flagged "
+               f"(门槛只看所有制 / the gate reads ownership type: "
+               f"{int(run.metrics['fairness_flags'])})")
+    if len(flagged):
+        typer.echo(format_fairness(flagged))
+    counts = run.scores["class"].value_counts().reindex(["A", "B", "C", "D"], fill_value=0)
+    typer.echo(f"\n分类 / classes at {run.fold.name}: "
+               + "  ".join(f"{c}: {n:,} ({n / len(run.scores):.1%})" for c, n in counts.items()))
+    typer.echo(f"\n已登记 / registered: enterprise-credit-risk v{run.version} "
+               f"(run {run.run_id}, MLflow {uri})")
+    typer.echo(run.decision.reasons())
+    typer.echo(f"用时 / took {run.seconds:.0f} s")
+
+
+def _train_with_progress(data: Any, folds: int) -> Any:
+    """Run training with one progress line per stage."""
+    from training.enterprise import train_and_register
+
+    return train_and_register(data, n_folds=folds, progress=lambda m: typer.echo(f"  .. {m}"))
+
+
+@backtest_app.command("enterprise")
+def backtest_enterprise(
+    home: HomeOption = None,
+    truth: TruthOption = None,
+    folds: FoldsOption = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="机器可读输出 / JSON output")] = False,
+) -> None:
+    """企业模型时间回测 / rolling temporal backtest of the enterprise model and baselines."""
+    from training.enterprise import run_backtest
+
+    settings = _settings(home)
+    data = _enterprise_data(settings, truth)
+    say = None if as_json else (lambda m: typer.echo(f"  .. {m}"))
+    result = run_backtest(data, n_folds=folds, progress=say)
+    if as_json:
+        typer.echo(json.dumps(result.records(), ensure_ascii=False, indent=1))
+    else:
+        typer.echo(result.table())
+
+
+@app.command()
+def explain(
+    enterprise_id: Annotated[str, typer.Argument(help="统一社会信用代码 / credit code")],
+    home: HomeOption = None,
+    top: Annotated[int, typer.Option(help="显示的贡献项数 / contributions shown")] = 8,
+    plot: Annotated[
+        Path | None, typer.Option(help="保存瀑布图 PNG / save the SHAP waterfall as PNG")
+    ] = None,
+) -> None:
+    """解释一家企业的分类 / explain one enterprise's class with its SHAP contributions."""
+    from serving.scoring import score_with_champion
+
+    settings = _settings(home)
+    scores = score_with_champion(settings)
+    typer.echo(explanation_text(scores, enterprise_id, top))
+    if plot is not None:
+        from training.plots import feature_labels, waterfall_plot
+
+        catalogue = scores.context.policy.feature_catalogue()
+        figure = waterfall_plot(
+            scores.population.contributions.loc[[enterprise_id]].iloc[0],
+            scores.features.loc[[enterprise_id]].iloc[0],
+            feature_labels(catalogue),
+            title=f"{enterprise_id}",
+        )
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(plot, dpi=110)
+        typer.echo(f"瀑布图 / waterfall: {plot}")
+
+
+def explanation_text(scores: Any, enterprise_id: str, top: int) -> str:
+    """One enterprise's decision with everything needed to reproduce it."""
+    table = scores.population.scores
+    if enterprise_id not in table.index:
+        raise UserError(
+            f"企业 {enterprise_id} 不在当前快照的在业企业中 / enterprise {enterprise_id} is not "
+            "an existing enterprise in the current snapshot"
+        )
+    row = table.loc[enterprise_id]
+    catalogue = scores.context.policy.feature_catalogue()
+    contributions = scores.population.contributions.loc[enterprise_id].drop("bias")
+    values = scores.features.loc[enterprise_id]
+    shown = contributions.reindex(contributions.abs().sort_values(ascending=False).index)[:top]
+    lines = [
+        f"企业 / enterprise: {enterprise_id}",
+        f"类别 / class: {row['class']}  (分数线类别 / score class {row['score_class']}; "
+        f"概率 / probability {row['probability']:.3f})",
+        f"分类依据 / class reason: {row['class_reason_zh']} / {row['class_reason_en']}",
+        f"模型 / model: {scores.model_name} v{scores.model_version}   策略 / policy: "
+        f"{scores.context.policy.version} ({scores.context.policy.content_hash[:12]})",
+        f"基准日 / as of: {scores.context.as_of.date()}   快照 / snapshot: "
+        f"{scores.context.snapshot_id}   输入哈希 / input hash: {row['input_hash'][:16]}",
+        "主要原因 / top reasons:",
+        f"  {row['top_reasons_zh']}",
+        f"  {row['top_reasons_en']}",
+        f"SHAP 贡献 (对数几率) / contributions to the log-odds "
+        f"(基准 / base {scores.population.contributions.loc[enterprise_id, 'bias']:+.3f}):",
+    ]
+    for feature, value in shown.items():
+        info = catalogue[str(feature)]
+        lines.append(f"  {value:+.3f}  {info.zh} / {info.en} = {values[feature]}")
+    return "\n".join(lines)
 
 
 @app.command()

@@ -13,14 +13,14 @@ from typing import Any
 import pandas as pd
 
 from features.snapshot import current_snapshot, load_snapshot, snapshot_manifest
-from models.scoring import ClassRules, ScoredPopulation, score_population
+from models.scoring import ScoredPopulation, score_population
 from serving.settings import Settings
 from supervision.policy import Policy, load_policy
 from training.enterprise import (
     REGISTERED_NAME,
     EnterpriseData,
+    class_rules,
     data_period,
-    policy_hard_rules,
 )
 
 
@@ -71,17 +71,6 @@ def load_context(settings: Settings, as_of: pd.Timestamp | None = None) -> Conte
     if as_of is None:
         as_of = (data_period(snapshot)[1] + pd.Timedelta(days=1)).normalize()
     return Context(snapshot_dir, snapshot, policy, pd.Timestamp(as_of))
-
-
-def class_rules(policy: Policy) -> ClassRules:
-    """The policy's class cut-offs, hysteresis margin and hard rules."""
-    classes = policy.enterprise.classes
-    return ClassRules(
-        cutoffs=tuple(classes.cutoffs),
-        labels=tuple(classes.codes),
-        margin=classes.hysteresis_margin,
-        hard_rules=tuple(policy_hard_rules(policy)),
-    )
 
 
 def champion(settings: Settings, name: str = REGISTERED_NAME) -> tuple[Any, str]:

@@ -2,9 +2,23 @@
 
 `simulate_district(DistrictConfig(...))` returns the ten contract tables (text exactly as a
 department's CSV export would carry it: ISO dates, ';'-joined lists, True/False) and the
-ground truth (`truth`) that scoring code must never read: monthly true risk and violation
-state per firm and per project, true classes, digital-economy problem episodes, and the
-design of every historical random draw.
+ground truth (`truth`) that scoring code must never read:
+
+* `enterprise_monthly` (uscc, month, risk, violating): `risk` is the firm's violation
+  propensity that month (the share of months it would be violating absent enforcement);
+  `violating` is the realised state, lowered for a while after a finding is corrected.
+* `enterprise_class` (uscc, true_class, true_risk, digital) for firms active at the end date.
+  The true class is a fixed cut-off on `risk` (`class_thresholds`, default 0.30/0.58/0.85),
+  not a quantile, so the A/B/C/D shares are a measurement the calibration report checks.
+* `project_monthly` (project_id, month, risk, defective): `risk` is the chance an inspection
+  that month finds a defect or hazard (detection x defect propensity).
+* `digital_problems` (uscc, problem_start, problem_end, serious): violation episodes of
+  digital-economy firms, the events triggers should catch.
+* `class_thresholds` and `campaigns` (every random draw's stratum, frame size, draws and
+  inclusion probability, per chunk), so calibration and HT checks need only the files.
+
+The export is what the district knows on `end_date`: records known later are absent; the
+only records older than the window are abnormal-list entries still open when it starts.
 """
 
 from __future__ import annotations

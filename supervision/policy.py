@@ -49,6 +49,7 @@ from features.enterprise_features import (
     enterprise_feature_catalogue,
 )
 from supervision.sampling_policy import SamplingPolicy
+from supervision.trigger_policy import DigitalPolicy
 
 CLASS_CODES: tuple[str, ...] = ("A", "B", "C", "D")  # lowest risk first
 RiskClassCode = Literal["A", "B", "C", "D"]
@@ -603,6 +604,7 @@ class Policy(_Section):
     evaluation: EvaluationPolicy
     scorecard: Scorecard
     sampling: SamplingPolicy | None = None
+    digital: DigitalPolicy | None = None
 
     @field_validator("exemptions")
     @classmethod

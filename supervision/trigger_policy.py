@@ -416,5 +416,5 @@ def load_trigger_policy(path: str | Path) -> DigitalPolicy:
 
 
 def default_policy_path() -> Path:
-    """The packaged default section (`supervision/policies/fragments/triggers.yaml`)."""
-    return Path(__file__).parent / "policies" / "fragments" / "triggers.yaml"
+    """The packaged default policy file, whose `digital:` section is this policy."""
+    return Path(__file__).parent / "policies" / "default.yaml"

@@ -642,17 +642,18 @@ def _tolerance_evidence(
     days = policy.tolerance.correction_days
     listed = ", ".join(event_ids)
     if kind == "tolerance_lapsed":
-        zh = f"包容期内未在{days}天内改正 ({listed}), 恢复原处置方式"
-        en = f"not corrected within {days} days in the tolerance period ({listed}); full action"
-        severity = None
+        zh = f"包容期内未在{days}天内改正 ({listed}), 恢复规则原处置方式"
+        en = (
+            f"not corrected within {days} days in the tolerance period ({listed}); "
+            "the rules' own actions apply"
+        )
     else:
         zh = f"包容期内已按期改正 ({listed})"
         en = f"corrected in time in the tolerance period ({listed})"
-        severity = None
     return {
         "rule": TOLERANCE_RULE,
         "kind": kind,
-        "severity": severity,
+        "severity": None,
         "action": None,
         "applied_action": None,
         "key": f"{kind}:{listed}",

@@ -26,6 +26,7 @@ from models.baselines import LogisticBaseline, PointRule, PointScorecard
 from models.calibration import CalibratedRiskModel
 from models.classes import HardRule, assign_classes
 from models.lgbm import RiskClassifier
+from models.scoring import ClassRules
 from supervision.policy import Policy
 from training.metrics import (
     backtest_records,
@@ -422,6 +423,23 @@ def policy_hard_rules(policy: Policy) -> list[HardRule]:
     ]
 
 
+def class_rules(policy: Policy) -> ClassRules:
+    """The policy's class cut-offs, hysteresis margin and hard rules, ready for scoring."""
+    classes = policy.enterprise.classes
+    if classes.cutoffs is None:
+        raise ValueError(
+            "策略文件未给出分类分数线; 请用 cutoffs_from_target_shares 由目标占比设定 / the policy "
+            "has no class cut-offs: derive them from target_shares with "
+            "supervision.policy.cutoffs_from_target_shares and policy.with_cutoffs"
+        )
+    return ClassRules(
+        cutoffs=tuple(classes.cutoffs),
+        labels=tuple(classes.codes),
+        margin=classes.hysteresis_margin,
+        hard_rules=tuple(policy_hard_rules(policy)),
+    )
+
+
 def classify(
     probabilities: pd.Series,
     features: pd.DataFrame,
@@ -429,17 +447,11 @@ def classify(
     previous: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Classes from the policy's cut-offs, hysteresis margin and hard rules."""
-    rules = policy_hard_rules(policy)
-    flags = features[[r.flag_column for r in rules]].astype(bool) if rules else None
-    classes_policy = policy.enterprise.classes
+    rules = class_rules(policy)
+    flags = features[[r.flag_column for r in rules.hard_rules]].astype(bool)
     return assign_classes(
-        probabilities,
-        classes_policy.cutoffs,
-        margin=classes_policy.hysteresis_margin,
-        previous=previous,
-        hard_rules=rules,
-        flags=flags,
-        labels=classes_policy.codes,
+        probabilities, list(rules.cutoffs), margin=rules.margin, previous=previous,
+        hard_rules=list(rules.hard_rules), flags=flags, labels=rules.labels,
     )
 
 
@@ -506,3 +518,161 @@ def fairness_gate_flags(report: pd.DataFrame) -> int:
     """
     rows = report[report["attribute"] == FAIRNESS_GATE_ATTRIBUTE]
     return int(rows["flagged_metrics"].str.contains(FAIRNESS_GATE_METRIC, regex=False).sum())
+
+
+@dataclass
+class TrainingRun:
+    """What `riskmatrix train enterprise` produced: evidence, model, registry decision."""
+
+    backtest: BacktestResult
+    fold: Fold
+    model: CalibratedRiskModel
+    scores: pd.DataFrame
+    fairness: pd.DataFrame
+    metrics: dict[str, float]
+    version: str
+    run_id: str
+    decision: Any
+    seconds: float
+
+
+MODEL_CARD_LIMITS: tuple[tuple[str, str], ...] = (
+    ("标签只反映被检查或被处罚才暴露的问题; 未被检查的企业标签为 0, 并不代表没有问题。",
+     "Labels only see problems that surfaced through inspections or penalties; a firm never "
+     "inspected has label 0, which does not mean it has no problem."),
+    ("分类只用于分配检查力量: 不评价、不惩戒、不公开、不免抽。",
+     "Classes only allocate inspection effort: not a rating, not a sanction, not published, "
+     "no class exempt from sampling."),
+    ("登记信息取当前值 (法定代表人、住所), 对历史日期略有前视。",
+     "Registration attributes (legal representative, address) are current values, a small "
+     "look-ahead for past as-of dates."),
+    ("在模拟辖区上评估; 投入使用前须在本辖区数据上重新回测。",
+     "Evaluated on a simulated district; re-run the backtest on the district's own data "
+     "before use."),
+)
+
+
+def promotion_rules(policy: Policy) -> Any:
+    """The policy's promotion section as the registry's gate rules."""
+    from training.registry import PromotionRules
+
+    promotion = policy.evaluation.promotion
+    metric = {
+        "precision_at_capacity": "hit_rate",
+        "recall_at_capacity": "recall",
+    }.get(promotion.metric, promotion.metric)
+    if promotion.capacity is not None:
+        metric = capacity_key(metric, promotion.capacity)
+    return PromotionRules(
+        primary_metric=metric,
+        min_improvement=promotion.min_improvement,
+        max_ece=policy.evaluation.ece_gate,
+        ece_metric="ece",
+        fairness_gate="not_worse_than_champion",
+        higher_is_better=promotion.higher_is_better,
+    )
+
+
+def train_and_register(
+    data: EnterpriseData,
+    *,
+    n_folds: int = 4,
+    lgbm_params: Mapping[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingRun:
+    """Backtest, fit the production model, audit fairness, log to MLflow, gate promotion.
+
+    MLflow must already be configured (`training.registry.configure_mlflow`).
+    """
+    from models.explain import global_importance
+    from models.scoring import score_population
+    from training import registry
+    from training.model_card import render_model_card
+    from training.plots import calibration_plot, feature_labels, shap_summary_plot
+
+    started = time.perf_counter()
+    say = progress or (lambda _: None)
+    policy = data.policy
+    catalogue = policy.feature_catalogue()
+    backtest = run_backtest(data, n_folds=n_folds, lgbm_params=lgbm_params, progress=progress)
+
+    say("公平性审查 / fairness audit (latest fold)")
+    latest = backtest.folds[-1].as_of
+    latest_features = data.features(latest)
+    latest_classes = classify(backtest.latest_probability, latest_features, policy)["class"]
+    fairness = audit_fairness(
+        fairness_frame(latest_features, latest_classes, data.labels(latest)), policy
+    )
+    metrics = backtest.latest_metrics(LGBM)
+    metrics["fairness_flags"] = float(fairness_gate_flags(fairness))
+    metrics["fairness_flags_all"] = float(int(fairness["flag"].sum()))
+
+    say("训练生产模型 / fitting the production model")
+    model, fold = fit_production_model(data, lgbm_params=lgbm_params)
+    X = data.features(fold.as_of)
+    population = score_population(model, X, catalogue, class_rules(policy))
+    importance = global_importance(population.contributions)
+
+    say("记录到 MLflow / logging to MLflow")
+    names = list(model.feature_names_)
+    window = {
+        "train_as_ofs": [d.strftime("%Y-%m-%d") for d in fold.train_as_ofs],
+        "calibration_as_of": fold.calibration_as_of.strftime("%Y-%m-%d"),
+        "score_date": fold.as_of.strftime("%Y-%m-%d"),
+        "label_window_months": policy.enterprise.label_window_months,
+        "backtest_folds": [f.name for f in backtest.folds],
+    }
+    backtest_frame = backtest.frame()
+    card = render_model_card(
+        model_name=REGISTERED_NAME,
+        version="(registered below)",
+        intended_use_zh="为“双随机、一公开”抽查按信用风险分类分配抽查比例, "
+                        "并为检查人员排序检查对象。",
+        intended_use_en="Allocate the sampling ratios of random inspections by credit-risk "
+                        "class and rank inspection targets for inspectors.",
+        data_window=window,
+        features=catalogue,
+        metrics_table=backtest_frame,
+        fairness_table=fairness,
+        limits=MODEL_CARD_LIMITS,
+        policy_version=policy.version,
+    )
+    lgbm_base = model.base
+    registered = registry.log_training_run(
+        experiment=EXPERIMENT,
+        model=model,
+        params={**lgbm_base.get_params(deep=False), "catalogue": None,
+                "features": len(names), "calibration": model.method},
+        data_window=window,
+        tables={
+            "backtest": backtest_frame,
+            "reliability_latest_fold": backtest.reliability[LGBM],
+            "fairness": fairness,
+            "global_importance": importance.rename_axis("feature").reset_index(),
+            "class_counts": population.scores["class"].value_counts().sort_index()
+            .rename_axis("class").reset_index(),
+        },
+        figures={
+            "calibration": calibration_plot(backtest.reliability),
+            "shap_summary": shap_summary_plot(population.contributions, X[names],
+                                              feature_labels(catalogue)),
+        },
+        policy_version=policy.version,
+        policy_hash=policy.content_hash,
+        model_card_md=card,
+        input_example=X[names].head(5),
+        registered_name=REGISTERED_NAME,
+        metrics=metrics,
+    )
+    champion_version = registry.get_version_by_alias(REGISTERED_NAME, "champion")
+    champion_metrics = (
+        registry.version_metrics(REGISTERED_NAME, champion_version)
+        if champion_version is not None else None
+    )
+    decision = registry.promote_if_better(
+        REGISTERED_NAME, registered.version, challenger_metrics=metrics,
+        champion_metrics=champion_metrics, rules=promotion_rules(policy),
+    )
+    return TrainingRun(backtest, fold, model, population.scores, fairness, metrics,
+                       registered.version, registered.run_id, decision,
+                       time.perf_counter() - started)

@@ -62,30 +62,42 @@ class ProjectBacktestError(ValueError):
 
 
 @dataclass(frozen=True)
-class ProjectBacktestConfig:
-    """How the backtest runs. Label window and capacities come from the caller's policy.
+class ProjectTrainingConfig:
+    """How one management model is trained; the label window comes from the caller's policy.
 
-    `test_start`/`test_end`: first and last as-of month of the test period (month starts).
     `panel_start`: first as-of month of the training panel (default: three months after the
-    first recorded project inspection). `replay_capacities`: for each, the share of active
-    sites the station can visit per month (None = whatever falls due).
+    first recorded project inspection). The latest `calibration_months` of usable labels
+    calibrate (a later slice than training); `min_training_positives` guards both slices.
     """
 
     label_window_days: int
-    capacities: tuple[float, ...]
-    test_start: pd.Timestamp | str
-    test_end: pd.Timestamp | str | None = None
     panel_start: pd.Timestamp | str | None = None
-    refit_months: int = 6
     calibration_months: int = 6
     calibration_method: Literal["isotonic", "sigmoid"] = "sigmoid"
-    replay_capacities: tuple[float | None, ...] = (None,)
     min_training_positives: int = 30
-    top_reasons_k: int = 3
     classifier_params: Mapping[str, Any] = field(default_factory=lambda: {
         "n_estimators": 250, "learning_rate": 0.03, "num_leaves": 15, "max_depth": 4,
         "min_child_samples": 40, "n_jobs": 2,
     })
+
+
+@dataclass(frozen=True)
+class ProjectBacktestConfig:
+    """How the backtest runs; capacities come from the caller's policy (evaluation section).
+
+    `test_start`/`test_end`: first and last as-of month of the test period (month starts;
+    default end: the last month with inspections, and truth when given). The model is refit
+    every `refit_months`. `replay_capacities`: for each, the share of active sites the
+    station can visit per month (None = whatever falls due).
+    """
+
+    training: ProjectTrainingConfig
+    capacities: tuple[float, ...]
+    test_start: pd.Timestamp | str
+    test_end: pd.Timestamp | str | None = None
+    refit_months: int = 6
+    replay_capacities: tuple[float | None, ...] = (None,)
+    top_reasons_k: int = 3
 
 
 @dataclass
@@ -113,6 +125,7 @@ class ProjectBacktestResult:
     replay_monthly: pd.DataFrame
     placements: pd.DataFrame
     capacity: float
+    scored: pd.DataFrame
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,7 +223,7 @@ def _feature_names(catalogue: Mapping[str, FeatureInfo]) -> list[str]:
     return [name for name, info in catalogue.items() if info.model_input]
 
 
-def train_fold(panel: pd.DataFrame, as_of: pd.Timestamp, config: ProjectBacktestConfig
+def train_fold(panel: pd.DataFrame, as_of: pd.Timestamp, config: ProjectTrainingConfig
                ) -> FoldModel:
     """Train on labels known before `as_of`; calibrate on the latest `calibration_months`.
 
@@ -260,6 +273,31 @@ def fold_dates(config: ProjectBacktestConfig, test_months: Sequence[pd.Timestamp
     if config.refit_months <= 0:
         raise ProjectBacktestError("refit_months 必须为正 / refit_months must be positive")
     return list(test_months[:: config.refit_months])
+
+
+def train_project_model(
+    snapshot: Mapping[str, pd.DataFrame],
+    as_of: pd.Timestamp | str,
+    config: ProjectTrainingConfig,
+    *,
+    enterprise_scores_at: EnterpriseScoresAt | None = None,
+    panel: pd.DataFrame | None = None,
+) -> FoldModel:
+    """The management model to use from `as_of` on: trained on every label known before it
+    (what `riskmatrix train project` runs); `panel` may be reused from a backtest."""
+    stamp = pd.Timestamp(as_of).normalize()
+    if panel is None:
+        last = stamp - pd.Timedelta(days=config.label_window_days)
+        dates = month_starts(_panel_start(snapshot, config), last)
+        dates = [d for d in dates if d <= last]
+        if not dates:
+            raise ProjectBacktestError(
+                f"{stamp.date()} 之前的历史太短, 无法训练 / not enough history before "
+                f"{stamp.date()} to train (need label windows of {config.label_window_days} "
+                "days that have ended)")
+        panel = build_project_panel(snapshot, dates, label_window_days=config.label_window_days,
+                                    enterprise_scores_at=enterprise_scores_at)
+    return train_fold(panel, stamp, config)
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,10 +431,10 @@ def run_project_backtest(
     """
     test_months = _test_months(snapshot, config, truth_monthly)
     if panel is None:
-        panel_start = _panel_start(snapshot, config)
+        panel_start = _panel_start(snapshot, config.training)
         panel = build_project_panel(
             snapshot, month_starts(panel_start, test_months[-1]),
-            label_window_days=config.label_window_days,
+            label_window_days=config.training.label_window_days,
             enterprise_scores_at=enterprise_scores_at)
     panel = attach_risk_source(panel, snapshot, risk_rules)
     if truth_monthly is not None:
@@ -405,7 +443,7 @@ def run_project_backtest(
     features = _feature_names(PROJECT_FEATURES)
     scored, folds, windows = [], [], []
     for i, fold_as_of in enumerate(refits):
-        fold = train_fold(panel, fold_as_of, config)
+        fold = train_fold(panel, fold_as_of, config.training)
         until = refits[i + 1] if i + 1 < len(refits) else test_months[-1] + pd.DateOffset(days=1)
         rows = panel[(panel["as_of"] >= fold_as_of) & (panel["as_of"] < until)]
         rows = rows.assign(probability=fold.model.predict_proba(rows[features])[:, 1])
@@ -430,6 +468,9 @@ def run_project_backtest(
         folds=folds, pooled=pooled, fold_windows=pd.DataFrame(windows), replay=replay,
         replay_monthly=replay_monthly, placements=placements,
         capacity=config.capacities[len(config.capacities) // 2],
+        scored=tested[[c for c in ("project_id", "as_of", "probability", "label",
+                                   "risk_source_points", "risk_source_grade", "true_risk",
+                                   "true_defective") if c in tested.columns]],
     )
 
 
@@ -441,7 +482,7 @@ def _first_inspection(snapshot: Mapping[str, pd.DataFrame]) -> pd.Timestamp:
     return pd.Timestamp(dates.min())
 
 
-def _panel_start(snapshot: Mapping[str, pd.DataFrame], config: ProjectBacktestConfig
+def _panel_start(snapshot: Mapping[str, pd.DataFrame], config: ProjectTrainingConfig
                  ) -> pd.Timestamp:
     if config.panel_start is not None:
         return pd.Timestamp(config.panel_start)
@@ -559,3 +600,94 @@ def format_project_backtest(result: ProjectBacktestResult) -> str:
         "== 排期回放 (同等检查次数) / schedule replay (same number of inspections) ==",
         format_replay_table(result.replay),
     ])
+
+
+# --------------------------------------------------------------------------------------------
+# MLflow
+# --------------------------------------------------------------------------------------------
+
+INTENDED_USE_ZH = (
+    "预测在建工程下一次监督检查发现质量问题或安全隐患的概率, 作为风险矩阵的管理风险等级 (M1–M4) "
+    "依据, 只用于安排监督检查力量。"
+)
+INTENDED_USE_EN = (
+    "Predicts the probability that a construction site's next supervision inspection finds a "
+    "quality defect or safety hazard; it sets the management grade (M1–M4) of the risk matrix "
+    "and only allocates inspection effort."
+)
+LIMITS: tuple[tuple[str, str], ...] = (
+    ("标签来自以往检查, 以往排期偏向高风险工地, 样本并非随机",
+     "labels come from past inspections, which favoured risky sites: not a random sample"),
+    ("工程表为当前记录; 无阶段变化记录时按准备阶段处理",
+     "the projects table is the current record; without stage-change records a site counts "
+     "as in preparation"),
+    ("回放中的检查不改变真实状态 (模拟真值产生于历史排期)",
+     "replayed inspections do not change the simulated truth, which arose under the "
+     "historical schedule"),
+)
+
+
+def log_project_model(
+    fold: FoldModel,
+    *,
+    experiment: str,
+    registered_name: str,
+    policy_version: str,
+    policy_hash: str,
+    input_example: pd.DataFrame,
+    backtest: ProjectBacktestResult | None = None,
+) -> Any:
+    """Log the trained management model with its backtest evidence and register it.
+
+    Call `training.registry.configure_mlflow(home)` first. Returns the registry's
+    `RegisteredVersion`. Tables: fold windows, per-fold and pooled metrics, schedule replay;
+    figure: reliability of the pooled test probabilities.
+    """
+    from training.metrics import backtest_records, reliability_table, summary_metrics
+    from training.model_card import render_model_card
+    from training.plots import calibration_plot
+    from training.registry import log_training_run
+
+    data_window = {
+        "trained_as_of": fold.as_of.date().isoformat(),
+        "train_until": fold.train_until.date().isoformat(),
+        "calibration_from": fold.calibration_from.date().isoformat(),
+        "train_rows": fold.train_rows, "train_positives": fold.train_positives,
+        "calibration_rows": fold.calibration_rows,
+        "calibration_positives": fold.calibration_positives,
+    }
+    tables: dict[str, pd.DataFrame] = {}
+    figures = {}
+    metrics: dict[str, float] = {}
+    metrics_table = pd.DataFrame([data_window])
+    if backtest is not None:
+        tables = {
+            "fold_windows": backtest.fold_windows,
+            "folds": pd.DataFrame(backtest_records(backtest.folds, backtest.capacity)),
+            "pooled": pd.DataFrame(backtest_records(backtest.pooled, backtest.capacity)),
+            "schedule_replay": backtest.replay,
+        }
+        metrics_table = tables["pooled"]
+        for entry in backtest.pooled:
+            metrics.update({f"{entry['model']}.{k}": v
+                            for k, v in summary_metrics(entry).items()})
+        labelled = backtest.scored[backtest.scored["label"].notna()]
+        if len(labelled):
+            figures["reliability"] = calibration_plot(reliability_table(
+                labelled["label"].to_numpy(dtype=float),
+                labelled["probability"].to_numpy(dtype=float)))
+    card = render_model_card(
+        model_name=registered_name, version=f"as of {fold.as_of.date()}",
+        intended_use_zh=INTENDED_USE_ZH, intended_use_en=INTENDED_USE_EN,
+        data_window=data_window, features=PROJECT_FEATURES, metrics_table=metrics_table,
+        fairness_table=None, limits=LIMITS, policy_version=policy_version,
+    )
+    params = {"calibration_method": fold.model.method,
+              **fold.model.base.lightgbm_params([0] * len(fold.model.feature_names_))}
+    return log_training_run(
+        experiment=experiment, model=fold.model, params=params, data_window=data_window,
+        tables=tables, figures=figures, policy_version=policy_version,
+        policy_hash=policy_hash, model_card_md=card, input_example=input_example,
+        registered_name=registered_name, metrics=metrics,
+        run_name=f"project-{fold.as_of.date()}",
+    )

@@ -287,6 +287,13 @@ def get_version_by_alias(name: str, alias: str) -> str | None:
         return None
 
 
+def version_metrics(name: str, version: str | int) -> dict[str, float]:
+    """The metrics logged with the run that produced a registered version (gate input)."""
+    client = _client()
+    run_id = client.get_model_version(name, str(version)).run_id
+    return dict(client.get_run(str(run_id)).data.metrics)
+
+
 def load_model(name: str, alias_or_version: str | int) -> Any:
     """The native model object of a version number or an alias ('champion', 3, '3')."""
     _client()  # fail early with a clear message when MLflow is not configured
