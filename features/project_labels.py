@@ -34,8 +34,8 @@ def build_project_labels(
 
     `label` (Int64: 1 problems found, 0 none, <NA> not inspected in the window), with the
     inspection's id, date, source and `known_date` (when its result was recorded: a model
-    trained on day T may only use labels known before T). Ties on the same day go to the smaller inspection id,
-    so the label does not depend on file order.
+    trained on day T may only use labels known before T). Ties on the same day go to the
+    smaller inspection id, so the label does not depend on file order.
     """
     if isinstance(window_days, bool) or not isinstance(window_days, int) or window_days <= 0:
         raise ValueError(

@@ -251,9 +251,10 @@ class ChainReport:
 
     def describe(self) -> str:
         if self.problem is None:
-            return (f"审计链完好: {self.records} 条记录, 已核对 {self.anchors_checked} 个运行锚点 / "
-                    f"audit chain intact: {self.records} records, {self.anchors_checked} run "
-                    f"anchors checked\n链头 / head: seq {self.head_seq} {self.head_hash}")
+            return (f"审计链完好: {self.records} 条记录, 已核对 {self.anchors_checked} "
+                    f"个运行锚点 / audit chain intact: {self.records} records, "
+                    f"{self.anchors_checked} run anchors checked\n"
+                    f"链头 / head: seq {self.head_seq} {self.head_hash}")
         p = self.problem
         return (f"审计链被破坏, 第一处问题在序号 {p.seq}: {p.zh} / audit chain broken, first "
                 f"bad record at seq {p.seq}: {p.en}")

@@ -37,12 +37,13 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -115,10 +116,15 @@ STEP_COMMANDS: dict[str, str] = {
     "publish": "riskmatrix campaign publish {id}",
 }
 EVIDENTIAL_STEPS = frozenset({"plan", "draw"})
+CAMPAIGN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")  # as CampaignSpec
 RESULT_INPUT_COLUMNS = ("visit_id", "check_item", "outcome", "inspection_date")
 TEMPLATE_COLUMNS = ["visit_id", "uscc", "enterprise_name", "department", "check_item",
                     "planned_date", "outcome", "inspection_date", "violation_code"]
+MAX_PROBLEMS_SHOWN = 20
 VIOLATION_CODE_MAX = TABLES["inspections"].column("violation_code").max_length or 32
+
+
+T = TypeVar("T")
 
 
 class CampaignStoreError(Exception):
@@ -126,6 +132,14 @@ class CampaignStoreError(Exception):
 
     The message is bilingual (Chinese first) and names the campaign, file, row and rule.
     """
+
+
+def _zh(step: str) -> str:
+    return STEP_NAMES[step].split(" / ")[0]
+
+
+def _en(step: str) -> str:
+    return STEP_NAMES[step].split(" / ")[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,7 +240,7 @@ class CampaignStore:
 
     def campaign(self, campaign_id: str) -> Campaign:
         directory = self.path(campaign_id)
-        if not (directory / COMMITMENT).is_file():
+        if not CAMPAIGN_ID_PATTERN.match(campaign_id) or not (directory / COMMITMENT).is_file():
             known = ", ".join(self.campaign_ids()[-10:]) or "无 / none"
             raise CampaignStoreError(
                 f"抽查任务 {campaign_id!r} 不存在或计划未完成 / no campaign {campaign_id!r} "
@@ -261,54 +275,65 @@ class Campaign:
         if not self.done(step):
             command = STEP_COMMANDS[step].format(id=self.campaign_id)
             raise CampaignStoreError(
-                f"抽查任务 {self.campaign_id} 尚未完成「{STEP_NAMES[step].split(' / ')[0]}」"
-                f"步骤, 请先运行 {command} / campaign {self.campaign_id} has not completed the "
-                f"step '{STEP_NAMES[step].split(' / ')[1]}' yet: run `{command}` first"
+                f"抽查任务 {self.campaign_id} 尚未完成「{_zh(step)}」步骤, 请先运行 {command} / "
+                f"campaign {self.campaign_id} has not completed the step '{_en(step)}' yet: "
+                f"run `{command}` first"
             )
 
     def refuse_rerun(self, step: str, force: bool) -> None:
         """A completed step runs again only when forced, and never for plan or draw."""
         if not self.done(step):
             return
-        name = STEP_NAMES[step]
+        cid = self.campaign_id
         if step in EVIDENTIAL_STEPS:
             raise CampaignStoreError(
-                f"抽查任务 {self.campaign_id} 已完成「{name.split(' / ')[0]}」, 该步骤是公开证据, "
-                f"不可重做 / campaign {self.campaign_id}: step '{name.split(' / ')[1]}' is done "
-                f"and is evidence; it is never re-run (plan a new campaign instead)"
+                f"抽查任务 {cid} 已完成「{_zh(step)}」, 该步骤是公开证据, 不可重做 / campaign "
+                f"{cid}: step '{_en(step)}' is done and is evidence; it is never re-run (plan a "
+                f"new campaign instead)"
             )
         if not force:
             raise CampaignStoreError(
-                f"抽查任务 {self.campaign_id} 已完成「{name.split(' / ')[0]}」, 如需重做请加 "
-                f"--force / campaign {self.campaign_id}: step '{name.split(' / ')[1]}' is "
-                f"already done; add --force to redo it"
+                f"抽查任务 {cid} 已完成「{_zh(step)}」, 如需重做请加 --force / campaign {cid}: "
+                f"step '{_en(step)}' is already done; add --force to redo it"
             )
         following = STEPS[STEPS.index(step) + 1] if step != STEPS[-1] else None
         if following in ("visits", "results") and self.done(following):
             raise CampaignStoreError(
-                f"抽查任务 {self.campaign_id} 的「{name.split(' / ')[0]}」已被后续步骤"
-                f"「{STEP_NAMES[following].split(' / ')[0]}」使用, 不能重做 / campaign "
-                f"{self.campaign_id}: step '{name.split(' / ')[1]}' is already used by "
-                f"'{STEP_NAMES[following].split(' / ')[1]}' and cannot be redone"
+                f"抽查任务 {cid} 的「{_zh(step)}」已被后续步骤「{_zh(following)}」使用, 不能重做 / "
+                f"campaign {cid}: step '{_en(step)}' is already used by '{_en(following)}' and "
+                f"cannot be redone"
             )
 
     # -- readers ---------------------------------------------------------------------------
 
+    def _parsed(self, name: str, parse: Callable[[str], T]) -> T:
+        """A stored JSON file through its parser; a damaged file is a clear user error."""
+        path = self.file(name)
+        try:
+            return parse(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as error:
+            raise CampaignStoreError(f"{path}: 文件损坏或无法读取 / damaged or unreadable file: "
+                                     f"{error}") from None
+
     def spec(self) -> CampaignSpec:
-        return spec_from_json(self.file(SPEC).read_text(encoding="utf-8"))
+        return self._parsed(SPEC, spec_from_json)
 
     def policy(self) -> SamplingPolicy:
-        return SamplingPolicy.model_validate_json(self.file(POLICY).read_text(encoding="utf-8"))
+        return self._parsed(POLICY, SamplingPolicy.model_validate_json)
 
     def roster(self) -> pd.DataFrame:
-        return pd.read_parquet(self.file(ROSTER))
+        try:
+            return pd.read_parquet(self.file(ROSTER))
+        except (ValueError, OSError) as error:
+            raise CampaignStoreError(f"{self.file(ROSTER)}: 名录快照损坏或无法读取 / damaged or "
+                                     f"unreadable roster snapshot: {error}") from None
 
     def commitment(self) -> Commitment:
-        return commitment_from_json(self.file(COMMITMENT).read_text(encoding="utf-8"))
+        return self._parsed(COMMITMENT, commitment_from_json)
 
     def evidence(self) -> DrawEvidence:
         self.require("draw")
-        return evidence_from_json(self.file(EVIDENCE).read_text(encoding="utf-8"))
+        return self._parsed(EVIDENCE, evidence_from_json)
 
     def assignment(self) -> pd.DataFrame:
         self.require("assign")
@@ -548,7 +573,11 @@ def verify_files(
             f"{roster_path}: 名录快照须为 Parquet 文件 (原样保存类型, 哈希才可复现) / the roster "
             f"snapshot must be the Parquet file (types kept exactly, so the hash reproduces)"
         )
-    roster = pd.read_parquet(roster_path)
+    try:
+        roster = pd.read_parquet(roster_path)
+    except (ValueError, OSError) as error:
+        raise CampaignStoreError(f"{roster_path}: 无法读取名录快照 / cannot read the roster "
+                                 f"snapshot: {error}") from None
     return verify_draw(evidence, roster, policy, published_digest=published_digest)
 
 
@@ -783,8 +812,13 @@ def validate_outcomes(
             problem(row, "violation_code", f"长度超过{VIOLATION_CODE_MAX}",
                     f"longer than {VIOLATION_CODE_MAX} characters", "max_length")
     if problems:
-        raise CampaignStoreError("检查结果有误, 未录入任何一行 / results rejected, nothing "
-                                 "recorded:\n" + "\n".join(problems))
+        shown = problems[:MAX_PROBLEMS_SHOWN]
+        if len(problems) > len(shown):
+            shown.append(f"… 另有{len(problems) - len(shown)}处问题 / … and "
+                         f"{len(problems) - len(shown)} more problems")
+        raise CampaignStoreError(f"检查结果有误 ({len(problems)}处), 未录入任何一行 / results "
+                                 f"rejected ({len(problems)} problems), nothing recorded:\n"
+                                 + "\n".join(shown))
     filled = raw.iloc[keep].copy()
     for column in ("visit_id", "check_item", "outcome"):
         filled[column] = filled[column].astype(str).str.strip()

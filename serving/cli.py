@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from serving.cli_campaign import campaign_app, simulate_policy
+from serving.cli_triggers import triggers_app
 from serving.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -32,9 +34,14 @@ class UserError(Exception):
 def _user_error_types() -> tuple[type[BaseException], ...]:
     """Error types that mean bad input rather than a bug (imported lazily: the CLI starts fast)."""
     from features.ingest import IngestError
+    from serving.campaign_store import CampaignStoreError
+    from serving.case_store import CaseStoreError
     from serving.scoring import ServingError
+    from supervision.campaigns import CampaignError
 
-    types: list[type[BaseException]] = [UserError, IngestError, ServingError]
+    types: list[type[BaseException]] = [
+        UserError, IngestError, ServingError, CaseStoreError, CampaignStoreError, CampaignError,
+    ]
     try:
         from supervision.policy import PolicyError
 
@@ -121,6 +128,9 @@ train_app = typer.Typer(help="训练并登记模型 / train and register models"
 backtest_app = typer.Typer(help="时间回测 / temporal backtests", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 app.add_typer(backtest_app, name="backtest")
+app.add_typer(triggers_app, name="triggers")
+app.add_typer(campaign_app, name="campaign")
+app.command("simulate-policy")(simulate_policy)
 
 TruthOption = Annotated[
     Path | None,
@@ -168,7 +178,7 @@ def train_enterprise(
                + "  ".join(f"{c}: {n:,} ({n / len(run.scores):.1%})" for c, n in counts.items()))
     typer.echo(f"\n已登记 / registered: enterprise-credit-risk v{run.version} "
                f"(run {run.run_id}, MLflow {uri})")
-    typer.echo(run.decision.reasons())
+    typer.echo(run.decision.reasons)
     typer.echo(f"用时 / took {run.seconds:.0f} s")
 
 
@@ -215,18 +225,7 @@ def explain(
     scores = score_with_champion(settings)
     typer.echo(explanation_text(scores, enterprise_id, top))
     if plot is not None:
-        from training.plots import feature_labels, waterfall_plot
-
-        catalogue = scores.context.policy.feature_catalogue()
-        figure = waterfall_plot(
-            scores.population.contributions.loc[[enterprise_id]].iloc[0],
-            scores.features.loc[[enterprise_id]].iloc[0],
-            feature_labels(catalogue),
-            title=f"{enterprise_id}",
-        )
-        plot.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(plot, dpi=110)
-        typer.echo(f"瀑布图 / waterfall: {plot}")
+        _save_waterfall(scores, enterprise_id, plot)
 
 
 def explanation_text(scores: Any, enterprise_id: str, top: int) -> str:
@@ -274,15 +273,45 @@ def demo(
     source = settings.sources / f"demo-{enterprises}-{seed}"
     typer.echo(f"== 1. 模拟辖区 / simulate a district -> {source}")
     simulate(out=source, enterprises=enterprises, years=4, seed=seed, projects=None, fmt="csv")
-    typer.echo("== 2. 校验导入 / ingest")
+    typer.echo("\n== 2. 校验导入 / ingest")
     ingest(directory=source, encoding="utf-8", home=settings.home)
-    typer.echo(f"完成 / done. 运行目录 / runtime home: {settings.home}")
+    typer.echo("\n== 3. 训练企业信用风险模型 / train the enterprise credit-risk model")
+    train_enterprise(home=settings.home, truth=source / "truth", folds=4)
+    typer.echo("\n== 4. 解释风险最高的企业 / explain the riskiest enterprise")
+    _explain_riskiest(settings)
+    typer.echo(f"\n完成 / done. 运行目录 / runtime home: {settings.home}")
+
+
+def _explain_riskiest(settings: Settings) -> None:
+    from serving.scoring import score_with_champion
+
+    scores = score_with_champion(settings)
+    riskiest = str(scores.population.scores["probability"].idxmax())
+    typer.echo(explanation_text(scores, riskiest, top=8))
+    _save_waterfall(scores, riskiest, settings.exports / f"waterfall-{riskiest}.png")
+
+
+def _save_waterfall(scores: Any, enterprise_id: str, path: Path) -> None:
+    """The SHAP waterfall of one enterprise's score as a PNG."""
+    from training.plots import feature_labels, waterfall_plot
+
+    figure = waterfall_plot(
+        scores.population.contributions.loc[[enterprise_id]].iloc[0],
+        scores.features.loc[[enterprise_id]].iloc[0],
+        feature_labels(scores.context.policy.feature_catalogue()),
+        title=enterprise_id,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    typer.echo(f"瀑布图 / waterfall chart: {path}")
 
 
 def main() -> None:
     """Console entry point: run the app, turning user errors into one clear message."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as stop:
         sys.exit(stop.exit_code)
     except typer.Abort:

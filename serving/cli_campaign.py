@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import pandas as pd
 import typer
@@ -26,9 +26,11 @@ from features.contract import DEPARTMENTS, INSPECTION_OUTCOMES, LIST_SEPARATOR
 from serving import campaign_store as store_ops
 from serving.campaign_store import CampaignStore, CampaignStoreError, default_actor, utc_now
 from serving.settings import Settings, load_settings
+from supervision.assignment import workload
 from supervision.campaigns import CampaignError, CampaignSpec, Scope
 from supervision.draw import DrawEvidence
 from supervision.sampling_policy import SamplingPolicy
+from supervision.trigger_policy import DigitalPolicy
 
 HomeOption = Annotated[
     Path | None,
@@ -87,26 +89,57 @@ def digital_undisturbed(
     tables: Mapping[str, pd.DataFrame],
     as_of: pd.Timestamp,
     uscc: pd.Index,
+    policy: DigitalPolicy | None,
     open_cases: pd.DataFrame | None = None,
 ) -> pd.Series:
     """"无事不扰" flag per firm: tagged digital-economy firm with no open trigger case.
 
-    Tags come from the packaged `digital:` policy section. Without a stored case book the
-    open cases are those the trigger engine opens on the snapshot at `as_of` (recent evidence
-    within each rule's lookback), class-drop rules left out.
+    Tags follow the policy's `digital:` section (no section: nobody is flagged). Without a
+    case book (`open_cases` None) the open cases are those the trigger engine opens on the
+    snapshot at `as_of` from recent evidence within each rule's lookback (class-drop rules
+    left out, as no previous classes are known here).
     """
+    if policy is None:
+        return pd.Series(False, index=uscc, name="digital_undisturbed")
     from supervision.tagging import tag_enterprises
-    from supervision.trigger_policy import default_policy_path, load_trigger_policy
     from supervision.triggers import evaluate_triggers, undisturbed_flags
 
-    policy = load_trigger_policy(default_policy_path())
     tags = tag_enterprises(tables["enterprises"], tables.get("digital_tags"), policy, as_of)
     if open_cases is None:
         open_cases = evaluate_triggers(tables, as_of, tags=tags, classes=None, open_cases=None,
                                        policy=policy).cases
-    flags = undisturbed_flags(tags, open_cases, as_of)
+    return _aligned(undisturbed_flags(tags, open_cases, as_of), uscc)
+
+
+def _aligned(flags: pd.Series, uscc: pd.Index) -> pd.Series:
+    """Flags re-indexed to the roster (firms not flagged are False)."""
     aligned = flags.reindex(pd.Index(uscc.astype(str))).fillna(False).astype(bool)
     return pd.Series(aligned.to_numpy(), index=uscc, name="digital_undisturbed")
+
+
+def roster_undisturbed(
+    settings: Settings,
+    tables: Mapping[str, pd.DataFrame],
+    as_of: pd.Timestamp,
+    uscc: pd.Index,
+    policy: DigitalPolicy | None,
+) -> tuple[pd.Series, str]:
+    """The flags for a campaign roster and where they came from.
+
+    The trigger run's stored flags (`serving.case_store`) when there are any, so campaigns and
+    the case book agree; otherwise computed from the snapshot (with the stored case book if
+    one exists).
+    """
+    from serving import case_store
+
+    stored_on = case_store.undisturbed_as_of(settings)
+    if stored_on is not None:
+        flags = _aligned(case_store.load_undisturbed(settings), uscc)
+        return flags, f"trigger run {stored_on.date().isoformat()}"
+    book = case_store.load_case_book(settings)
+    flags = digital_undisturbed(tables, as_of, uscc, policy, None if book.empty else book)
+    source = "no digital policy: none" if policy is None else f"computed at {as_of.date()}"
+    return flags, source
 
 
 def champion_roster(settings: Settings) -> RosterSource:
@@ -116,12 +149,13 @@ def champion_roster(settings: Settings) -> RosterSource:
     scores = scoring.score_with_champion(settings)
     roster = scoring.enterprise_roster(scores)
     context = scores.context
-    roster["digital_undisturbed"] = digital_undisturbed(context.snapshot, context.as_of,
-                                                        roster.index)
+    flags, flag_source = roster_undisturbed(settings, context.snapshot, context.as_of,
+                                            roster.index, context.policy.digital)
+    roster["digital_undisturbed"] = flags
     return RosterSource(roster, {
         "snapshot_id": context.snapshot_id, "input_hash": context.input_hash,
         "model": f"{scores.model_name} v{scores.model_version}",
-        "as_of": context.as_of.date().isoformat(),
+        "as_of": context.as_of.date().isoformat(), "undisturbed": flag_source,
     })
 
 
@@ -157,17 +191,25 @@ def _validation_text(error: ValidationError) -> str:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    """Errors meaning bad input, not a bug (serving.scoring's only if it was imported)."""
+    """Errors meaning bad input, not a bug (serving modules' only if they were imported)."""
     from features.snapshot import SnapshotError
     from supervision.policy import PolicyError
     from supervision.trigger_policy import TriggerPolicyError
 
     types: list[type[BaseException]] = [CampaignStoreError, CampaignError, PolicyError,
                                         SnapshotError, TriggerPolicyError]
-    scoring = sys.modules.get("serving.scoring")
-    if scoring is not None:
-        types.append(scoring.ServingError)
+    for module, name in (("serving.scoring", "ServingError"),
+                         ("serving.case_store", "CaseStoreError")):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            types.append(getattr(loaded, name))
     return tuple(types)
+
+
+def exit_with(code: int) -> NoReturn:
+    """Exit with `code` via SystemExit: unlike `typer.Exit`, it survives a caller running the
+    app with `standalone_mode=False` (which turns typer.Exit into a discarded return value)."""
+    raise SystemExit(code)
 
 
 @contextmanager
@@ -175,12 +217,10 @@ def user_errors() -> Iterator[None]:
     """Print a user mistake as one bilingual line on stderr and exit 2 (no traceback)."""
     try:
         yield
-    except typer.Exit:
-        raise
     except Exception as error:
         if isinstance(error, _user_error_types()):
             typer.echo(f"错误 / error: {error}", err=True)
-            raise typer.Exit(2) from None
+            exit_with(2)
         raise
 
 
@@ -288,9 +328,11 @@ def format_draw(evidence: DrawEvidence, campaign: store_ops.Campaign) -> str:
     strata = strata.assign(probability=strata["inclusion_probability"].map(lambda p: f"{p:.4f}"))
     strata = strata[["stratum", "population", "sample", "probability"]]
     strata.columns = ["层 stratum", "总数 N", "抽中 drawn", "入样概率 inclusion probability"]
+    by_class = evidence.drawn_frame()["class"].value_counts().sort_index()
     return "\n".join([
         f"已抽取 / drawn: {len(evidence.drawn)} 户 firms, 抽查任务 / campaign "
-        f"{evidence.spec.campaign_id}",
+        f"{evidence.spec.campaign_id}; 按分类 / by class: "
+        + ", ".join(f"{c} {n}" for c, n in by_class.items()),
         f"种子已公开 / seed revealed: {evidence.seed}",
         f"公开随机数 / public entropy: {evidence.public_entropy or '(无 / none)'}",
         _table(strata),
@@ -461,7 +503,7 @@ def build_campaign_app(
         typer.echo("一致 / match" if result.match
                    else f"不一致 / mismatch: {', '.join(result.failed)}")
         if not result.match:
-            raise typer.Exit(1)
+            exit_with(1)
 
     @app.command()
     def assign(
@@ -478,7 +520,7 @@ def build_campaign_app(
             teams = store_ops.assign(store, campaign_id, tables["inspectors"],
                                      tables.get("inspector_conflicts"), tables.get("inspections"),
                                      actor=actor(), now=clock(), field=field_, force=force)
-            load = store_ops.workload(teams)
+            load = workload(teams)
             typer.echo(f"已分配 / assigned: {len(teams)} 个检查对象 targets, {len(load)} "
                        f"名执法人员 inspectors, 每人 {int(load.min())}–{int(load.max())} 户 / "
                        f"targets each")
@@ -692,8 +734,7 @@ def format_comparison(table: pd.DataFrame) -> str:
         "每检发现 per insp.": table["problems_per_inspection"].map(lambda v: f"{v:.3f}"),
         "×均匀 vs uniform": table["vs_uniform"].map(lambda v: f"{v:.2f}×"),
         "A类检查 A insp.": table["class_a_inspections"],
-        "A类每期受检 A share/cycle": table["class_a_share_inspected"].map(
-            lambda v: _pct(v / table["cycles"].iloc[0])),
+        "A类每期受检比例 A share/cycle": table["class_a_share_inspected"].map(_pct),
         "总体率误差 overall err": table["overall_rate_abs_error"].map(lambda v: f"{v:.4f}"),
         "分类率误差 class err": table["class_rate_abs_error"].map(lambda v: f"{v:.4f}"),
     })

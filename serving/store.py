@@ -318,8 +318,8 @@ def create_store_engine(url: str) -> Engine:
 
 def open_store(url: str) -> Engine:
     """Engine for `url`, migrated to head: what every command starts with."""
-    engine = create_store_engine(url)
     try:
+        engine = create_store_engine(url)
         migrate(engine)
     except StoreError:
         raise

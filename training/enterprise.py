@@ -57,7 +57,7 @@ class Fold:
 
     as_of: pd.Timestamp
     train_as_ofs: tuple[pd.Timestamp, ...]
-    calibration_as_of: pd.Timestamp
+    calibration_as_ofs: tuple[pd.Timestamp, ...]
 
     @property
     def name(self) -> str:
@@ -81,11 +81,22 @@ def data_period(snapshot: Mapping[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.
 
 def quarter_starts(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
     """First days of calendar quarters in [start, end]."""
-    first = pd.Timestamp(year=start.year, month=start.month, day=1)
-    first = first + pd.DateOffset(months=(-(first.month - 1)) % QUARTER_MONTHS)
-    if first < start:
-        first = first + pd.DateOffset(months=QUARTER_MONTHS)
-    return list(pd.date_range(first, end, freq="QS"))
+    return [d for d in month_starts(start, end) if (d.month - 1) % QUARTER_MONTHS == 0]
+
+
+def month_starts(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
+    """First days of calendar months in [start, end]."""
+    return list(pd.date_range(start.normalize(), end, freq="MS"))
+
+
+def _split_past(
+    past: list[pd.Timestamp], as_of: pd.Timestamp, calibration_slices: int
+) -> Fold | None:
+    """Train on the older slices, calibrate on the newest `calibration_slices` (a later slice
+    than any training one, so the calibration map absorbs drift since training)."""
+    if len(past) <= calibration_slices:
+        return None
+    return Fold(as_of, tuple(past[:-calibration_slices]), tuple(past[-calibration_slices:]))
 
 
 def plan_folds(
@@ -95,21 +106,25 @@ def plan_folds(
     grace_days: int,
     n_folds: int,
     min_history_months: int = 6,
+    calibration_slices: int = 3,
 ) -> list[Fold]:
     """Quarterly folds ending at the last as-of date whose label is final within the data.
 
-    Training slices start once `min_history_months` of records exist; each fold needs at
-    least one training slice and one (later) calibration slice.
+    Training and calibration use monthly as-of slices (more, and more recent, examples than
+    quarterly ones) starting once `min_history_months` of records exist; a slice is usable
+    for fold T only if its label window plus grace closed before T.
     """
     start, end = period
     first_usable = start + pd.DateOffset(months=min_history_months)
-    dates = quarter_starts(first_usable, end)
-    final = [d for d in dates if label_available_date(d, window_months, grace_days) <= end]
+    slices = month_starts(first_usable, end)
     folds: list[Fold] = []
-    for as_of in final:
-        past = [d for d in final if label_available_date(d, window_months, grace_days) <= as_of]
-        if len(past) >= 2:
-            folds.append(Fold(as_of, tuple(past[:-1]), past[-1]))
+    for as_of in quarter_starts(first_usable, end):
+        if label_available_date(as_of, window_months, grace_days) > end:
+            continue
+        past = [d for d in slices if label_available_date(d, window_months, grace_days) <= as_of]
+        fold = _split_past(past, as_of, calibration_slices)
+        if fold is not None:
+            folds.append(fold)
     if not folds:
         raise ValueError(
             f"数据期 {start.date()}–{end.date()} 太短, 无法做时间回测 / the data period is too "
@@ -124,18 +139,20 @@ def training_fold(
     window_months: int,
     grace_days: int,
     min_history_months: int = 6,
+    calibration_slices: int = 3,
 ) -> Fold:
     """The production fold: score the day after the data ends, learn from all final labels."""
     start, end = period
     score_date = (end + pd.Timedelta(days=1)).normalize()
-    dates = quarter_starts(start + pd.DateOffset(months=min_history_months), end)
-    past = [d for d in dates if label_available_date(d, window_months, grace_days) <= score_date]
-    if len(past) < 2:
+    slices = month_starts(start + pd.DateOffset(months=min_history_months), end)
+    past = [d for d in slices if label_available_date(d, window_months, grace_days) <= score_date]
+    fold = _split_past(past, score_date, calibration_slices)
+    if fold is None:
         raise ValueError(
-            "数据期太短, 至少需要两个已有最终标签的季度 / the data period is too short: "
-            "at least two quarters with final labels are needed"
+            "数据期太短, 没有足够的已有最终标签的月份 / the data period is too short: not enough "
+            "months with final labels"
         )
-    return Fold(score_date, tuple(past[:-1]), past[-1])
+    return fold
 
 
 @dataclass
@@ -314,6 +331,12 @@ def evaluate_fold(
     return rows, reliability
 
 
+def _mean_of_finite(values: Sequence[float]) -> float:
+    """Mean over folds of the finite values; NaN when a metric is unavailable in every fold."""
+    finite = [float(v) for v in values if math.isfinite(float(v))]
+    return float(np.mean(finite)) if finite else math.nan
+
+
 @dataclass
 class BacktestResult:
     """Per-fold rows (evaluate_scores dicts with a `fold` key) and their mean per model."""
@@ -339,9 +362,9 @@ class BacktestResult:
             mean: dict[str, Any] = {"model": name, "fold": "mean"}
             for key, value in mine[0].items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
-                    mean[key] = float(np.nanmean([r[key] for r in mine]))
+                    mean[key] = _mean_of_finite([r[key] for r in mine])
             mean["capacity"] = [
-                {k: float(np.nanmean([r["capacity"][i][k] for r in mine])) for k in entry}
+                {k: _mean_of_finite([r["capacity"][i][k] for r in mine]) for k in entry}
                 for i, entry in enumerate(mine[0]["capacity"])
             ]
             result.append(mean)
@@ -363,7 +386,7 @@ class BacktestResult:
         return {
             "folds": [
                 {"as_of": f.name, "train_as_ofs": [d.strftime("%Y-%m-%d") for d in f.train_as_ofs],
-                 "calibration_as_of": f.calibration_as_of.strftime("%Y-%m-%d")}
+                 "calibration_as_ofs": [d.strftime("%Y-%m-%d") for d in f.calibration_as_ofs]}
                 for f in self.folds
             ],
             "tables": {f"{100 * c:g}%": backtest_records(rows, capacity=c) for c in capacities},
@@ -398,7 +421,7 @@ def run_backtest(
         if progress:
             progress(f"回测折 / fold {fold.name}")
         models = fit_candidates(
-            data.stacked(fold.train_as_ofs), data.stacked([fold.calibration_as_of]),
+            data.stacked(fold.train_as_ofs), data.stacked(fold.calibration_as_ofs),
             catalogue, policy, lgbm_params=lgbm_params,
         )
         X = data.features(fold.as_of)
@@ -475,7 +498,7 @@ def fit_production_model(
     )
     catalogue = policy.feature_catalogue()
     X_train, y_train = data.stacked(fold.train_as_ofs)
-    X_cal, y_cal = data.stacked([fold.calibration_as_of])
+    X_cal, y_cal = data.stacked(fold.calibration_as_ofs)
     lgbm = RiskClassifier(catalogue, model_inputs(catalogue), **dict(lgbm_params or {}))
     return CalibratedRiskModel(lgbm.fit(X_train, y_train)).fit(X_cal, y_cal), fold
 
@@ -617,7 +640,7 @@ def train_and_register(
     names = list(model.feature_names_)
     window = {
         "train_as_ofs": [d.strftime("%Y-%m-%d") for d in fold.train_as_ofs],
-        "calibration_as_of": fold.calibration_as_of.strftime("%Y-%m-%d"),
+        "calibration_as_ofs": [d.strftime("%Y-%m-%d") for d in fold.calibration_as_ofs],
         "score_date": fold.as_of.strftime("%Y-%m-%d"),
         "label_window_months": policy.enterprise.label_window_months,
         "backtest_folds": [f.name for f in backtest.folds],
@@ -660,7 +683,7 @@ def train_and_register(
         policy_version=policy.version,
         policy_hash=policy.content_hash,
         model_card_md=card,
-        input_example=X[names].head(5),
+        input_example=X[names].head(5).astype("float64"),  # counts may be missing live
         registered_name=REGISTERED_NAME,
         metrics=metrics,
     )

@@ -183,20 +183,14 @@ def class_changes(matrix: pd.DataFrame) -> dict[str, int]:
     """Entities that kept, moved up (riskier), moved down, entered or left, from a matrix
     whose class labels run from least to most risky."""
     labels = [c for c in matrix.columns if c != EXITED_COLUMN]
-    order = {label: i for i, label in enumerate(labels)}
-    kept = up = down = 0
-    for before in labels:
-        for after in labels:
-            count = int(matrix.loc[before, after])
-            if order[after] == order[before]:
-                kept += count
-            elif order[after] > order[before]:
-                up += count
-            else:
-                down += count
-    return {"unchanged": kept, "riskier": up, "safer": down,
-            "new": int(matrix.loc[NEW_ROW, labels].sum()),
-            "exited": int(matrix.loc[labels, EXITED_COLUMN].sum())}
+    counts = matrix.loc[labels, labels].to_numpy(dtype=np.int64)
+    positions = np.arange(len(labels))
+    after, before = np.meshgrid(positions, positions)
+    return {"unchanged": int(counts[after == before].sum()),
+            "riskier": int(counts[after > before].sum()),
+            "safer": int(counts[after < before].sum()),
+            "new": int(matrix.loc[NEW_ROW, labels].to_numpy(dtype=np.int64).sum()),
+            "exited": int(matrix.loc[labels, EXITED_COLUMN].to_numpy(dtype=np.int64).sum())}
 
 
 def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -54,7 +54,6 @@ STRATEGY_LABELS: dict[str, str] = {
     "model_ranking": "仅模型排序 / model ranking only",
     "oracle": "真实风险 (上限) / oracle (true risk)",
 }
-PANEL_KEYS: tuple[str, ...] = ("project_id", "as_of")
 
 
 class ProjectBacktestError(ValueError):
@@ -126,6 +125,7 @@ class ProjectBacktestResult:
     placements: pd.DataFrame
     capacity: float
     scored: pd.DataFrame
+    panel: pd.DataFrame
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,6 +471,7 @@ def run_project_backtest(
         scored=tested[[c for c in ("project_id", "as_of", "probability", "label",
                                    "risk_source_points", "risk_source_grade", "true_risk",
                                    "true_defective") if c in tested.columns]],
+        panel=panel,
     )
 
 

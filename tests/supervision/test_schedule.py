@@ -59,8 +59,22 @@ def schedule(policy: MatrixPolicy, sites: list[dict[str, Any]], probabilities: l
     return due_list(placed, as_of)
 
 
+def fixed_policy() -> MatrixPolicy:
+    """The default rules with cut-offs and cells pinned here, so the test reads on its own."""
+    section = default_section()
+    section["risk_source"]["point_cutoffs"] = {"R2": 3, "R3": 6, "R4": 9}
+    section["management"]["probability_cutoffs"] = {"M2": 0.2, "M3": 0.4, "M4": 0.6}
+    section["cells"] = {
+        "R4": {"M1": "orange", "M2": "red", "M3": "red", "M4": "red"},
+        "R3": {"M1": "yellow", "M2": "orange", "M3": "red", "M4": "red"},
+        "R2": {"M1": "blue", "M2": "yellow", "M3": "orange", "M4": "red"},
+        "R1": {"M1": "blue", "M2": "blue", "M3": "yellow", "M4": "orange"},
+    }
+    return parse_matrix_policy(section)
+
+
 def test_due_list_ranks_by_level_then_probability_and_skips_not_yet_due() -> None:
-    policy = load_matrix_policy()
+    policy = fixed_policy()
     sites = [site("LOW"), site("DEEP", excavation_depth_m=6.0, over_scale_dangerous_works=1,
                                  stage="foundation"),
              site("RISKY"), site("FRESH"), site("DEEP2", excavation_depth_m=6.0,
@@ -76,7 +90,8 @@ def test_due_list_ranks_by_level_then_probability_and_skips_not_yet_due() -> Non
     assert due["level"].tolist() == ["red", "orange", "orange", "blue"]
     assert due["cell"].tolist() == ["R3×M3", "R1×M4", "R3×M2", "R1×M1"]
     assert due.set_index("project_id").loc["LOW", "days_overdue"] == 20
-    assert "深基坑 (开挖深度≥5米) / deep excavation (≥ 5 m)" in due.set_index("project_id").loc["DEEP", "reasons"]
+    reasons = due.set_index("project_id").loc["DEEP", "reasons"]
+    assert "深基坑 (开挖深度≥5米) / deep excavation (≥ 5 m)" in reasons
     nothing_due = due_list(due.assign(next_due_date=pd.Timestamp("2024-12-31")), AS_OF)
     assert nothing_due.empty and list(nothing_due.columns) == list(DUE_LIST_COLUMNS)
 

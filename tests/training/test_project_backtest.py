@@ -121,16 +121,16 @@ def test_a_fold_learns_only_from_labels_known_before_it() -> None:
 def test_too_little_history_is_a_clear_error() -> None:
     config = ProjectTrainingConfig(label_window_days=60, min_training_positives=10_000,
                                    classifier_params=SMALL_TREES)
-    with pytest.raises(ProjectBacktestError, match="样本不足.*too few rows"):
+    with pytest.raises(ProjectBacktestError, match=r"样本不足.*too few rows"):
         train_fold(synthetic_panel(), pd.Timestamp("2024-07-01"), config)
 
 
 @pytest.mark.slow
 def test_backtest_and_training_on_a_tiny_simulated_district() -> None:
-    district = simulate_district(DistrictConfig(enterprises=2400, years=2, seed=3, projects=70))
+    district = simulate_district(DistrictConfig(enterprises=1200, years=2, seed=3, projects=70))
     snapshot = {name: coerce_types(TABLES[name], district.tables[name]) for name in TABLES}
     policy = load_matrix_policy()
-    training = ProjectTrainingConfig(label_window_days=60, panel_start="2025-01-01",
+    training = ProjectTrainingConfig(label_window_days=60, panel_start="2025-09-01",
                                      calibration_months=3, min_training_positives=5,
                                      classifier_params=SMALL_TREES)
     config = ProjectBacktestConfig(training=training, capacities=(0.2,),
@@ -148,5 +148,5 @@ def test_backtest_and_training_on_a_tiny_simulated_district() -> None:
     assert set(result.scored["as_of"].dt.month) == {5, 6, 7}
     text = format_project_backtest(result)
     assert "排期回放" in text and "uniform rotation" in text
-    model = train_project_model(snapshot, "2026-08-01", training)
+    model = train_project_model(snapshot, "2026-08-01", training, panel=result.panel)
     assert model.train_until < model.calibration_from < pd.Timestamp("2026-08-01")

@@ -1,0 +1,995 @@
+"""The nightly batch: ingest, features, scores, classes, reasons, publication, monitoring.
+
+`run_nightly(settings, as_of)` scores every enterprise of the current snapshot with the
+champion model and publishes the run to the results store. What it guarantees:
+
+* **Atomic.** Rows are written while the run is `in_progress`; readers only see complete
+  runs, and the status flips in the same transaction as the monitoring rows and the audit
+  anchor. Until then the previous complete run is what everyone reads.
+* **Idempotent.** A run is identified by its key: sha256 of (as-of date, snapshot input hash,
+  model name and version, policy hash, reasons per entity). Re-running a complete key
+  reports "already complete" and writes nothing.
+* **Resumable.** Enterprises are sorted by credit code and cut into fixed chunks (the chunk
+  size is stored with the run). Each chunk — scores, reasons, audit records and a chunk
+  marker — commits in one transaction; a re-run skips committed chunks, so the result equals
+  an uninterrupted run.
+* **Bounded memory.** Features are built once (vectorised), then scoring, TreeSHAP, reasons
+  and writes go chunk by chunk.
+* **Explains only what changed.** TreeSHAP costs 100+ times a prediction. Path-dependent
+  TreeSHAP depends on an input only through the side of every split it falls on, so two
+  inputs with the same *explanation key* — each feature binned on the model's own split
+  thresholds, NaN and LightGBM's zero band kept apart — have bit-identical contributions
+  (and raw scores). An entity whose key, model version and policy hash match the reasons
+  source run gets its top-k contributions from there; the reason texts are re-rendered from
+  today's values (days-since counters move daily without crossing a split). A raw-input
+  hash would miss almost every entity after one day, because day counters change nightly.
+
+Projects and triggers: the project matrix (`models.matrix.place_projects`) needs a project
+champion and risk-source grades, and `supervision.triggers.evaluate_triggers` needs tags, the
+digital-economy policy and the persisted case book; neither exposes a one-call nightly entry
+yet. The store already has `project_grades` and `trigger_cases`; a stage that fills them
+plugs in after `_publish_chunks` (see docs/operations.md, "Extending the nightly run").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import yaml
+from sqlalchemy import Connection, Engine, select, update
+from tqdm import tqdm
+
+from features.catalogue import FeatureInfo, model_inputs
+from features.enterprise_features import build_enterprise_features
+from features.ingest import IngestReport, discover_sources, ingest_directory, input_hash
+from features.snapshot import (
+    SnapshotError,
+    current_snapshot,
+    load_snapshot,
+    snapshot_manifest,
+)
+from models.classes import assign_classes
+from models.explain import BIAS_COLUMN, booster_of, shap_contributions, top_reasons
+from models.scoring import ClassRules, feature_hashes
+from serving.audit import (
+    DECISION,
+    RUN_PUBLISHED,
+    AuditEntry,
+    append_entries,
+    decision_payload,
+    decision_record,
+)
+from serving.scoring import ServingError, class_rules
+from serving.settings import Settings
+from serving.store import (
+    RUN_COMPLETE,
+    RUN_IN_PROGRESS,
+    RUN_SUPERSEDED,
+    RunRecord,
+    as_date,
+    chunk_totals,
+    complete_run_on,
+    completed_chunks,
+    enterprise_score,
+    enterprise_scores,
+    get_run,
+    json_ready,
+    latest_complete_run,
+    latest_reusable_run,
+    monitoring,
+    monitoring_payloads,
+    open_store,
+    reasons,
+    record_policy,
+    run_by_key,
+    run_chunks,
+    runs,
+    stored_policy,
+    utc_now,
+)
+from supervision.policy import Policy, load_policy, parse_policy
+from training.enterprise import REGISTERED_NAME, audit_fairness, fairness_frame
+from training.monitoring import (
+    REFERENCE_ARTIFACT,
+    DriftThresholds,
+    class_changes,
+    frame_records,
+    population_profile,
+    population_stability,
+    transition_matrix,
+)
+
+DEFAULT_CHUNK_SIZE = 50_000
+DEFAULT_TOP_K = 3
+# The conventional PSI bands of credit scoring (flag > 0.1, alert > 0.25, deciles). Used
+# until the policy file carries a `monitoring` section; `drift_thresholds` prefers the policy.
+CONVENTIONAL_DRIFT = DriftThresholds(flag=0.1, alert=0.25, bins=10)
+# LightGBM treats |x| <= kZeroThreshold as zero for "Zero" missing-type splits (tree.h).
+LIGHTGBM_ZERO_THRESHOLD = 1e-35
+
+ChunkHook = Callable[[int], None]
+
+
+# --------------------------------------------------------------------------- explanation keys
+
+
+def _split_thresholds(booster: lgb.Booster) -> dict[int, np.ndarray] | None:
+    """Sorted distinct thresholds per feature index; None when a split is categorical."""
+    found: dict[int, set[float]] = {}
+    stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" not in node:
+            continue
+        if node.get("decision_type") != "<=":
+            return None
+        found.setdefault(int(node["split_feature"]), set()).add(float(node["threshold"]))
+        stack.extend((node["left_child"], node["right_child"]))
+    return {f: np.array(sorted(t), dtype=np.float64) for f, t in found.items()}
+
+
+def split_codes(booster: lgb.Booster, matrix: np.ndarray) -> np.ndarray | None:
+    """Each value replaced by its split bin: (position among the feature's thresholds) × 4 +
+    (2 if NaN, 1 if in LightGBM's zero band, else 0). Equal codes ⇒ the same side of every
+    split of every tree ⇒ identical raw score and TreeSHAP contributions. None when the
+    model has categorical splits (then the raw input hash is the key)."""
+    thresholds = _split_thresholds(booster)
+    if thresholds is None:
+        return None
+    codes = np.zeros(matrix.shape, dtype=np.int32)
+    for column, cuts in thresholds.items():
+        values = matrix[:, column]
+        missing = np.isnan(values)
+        as_zero = np.where(missing, 0.0, values)  # NaN on a non-NaN split is read as 0
+        position = np.searchsorted(cuts, as_zero, side="left").astype(np.int32)
+        band = np.where(missing, 2, (np.abs(as_zero) <= LIGHTGBM_ZERO_THRESHOLD).astype(np.int32))
+        codes[:, column] = position * 4 + band
+    return codes
+
+
+def _row_hashes(matrix: np.ndarray, index: pd.Index) -> pd.Series:
+    rows = np.ascontiguousarray(matrix).view(np.uint8).reshape(len(matrix), -1)
+    return pd.Series([hashlib.sha256(r.tobytes()).hexdigest() for r in rows], index=index,
+                     name="explain_key")
+
+
+def explanation_keys(model: Any, X: pd.DataFrame, names: Sequence[str],
+                     input_hashes: pd.Series) -> pd.Series:
+    """Per-entity key under which TreeSHAP reasons may be reused (see module doc)."""
+    from models.inputs import feature_matrix
+
+    codes = split_codes(booster_of(model), feature_matrix(X, list(names)))
+    if codes is None:
+        return input_hashes.rename("explain_key")
+    return _row_hashes(codes, X.index)
+
+
+# --------------------------------------------------------------------------- scoring a chunk
+
+
+@dataclass(frozen=True)
+class ReusableReasons:
+    """A source run's explanation keys and top-k (feature, contribution) by entity."""
+
+    keys: pd.Series  # explain_key by uscc
+    reasons: pd.DataFrame  # uscc, rank, feature, contribution
+
+
+@dataclass(frozen=True)
+class ChunkScores:
+    """One chunk's scores (one row per entity) and reasons (long), with stage seconds."""
+
+    scores: pd.DataFrame
+    reasons: pd.DataFrame
+    seconds: dict[str, float]
+
+    @property
+    def explained(self) -> int:
+        return int(self.scores["explained"].sum())
+
+
+def _sparse_contributions(source: pd.DataFrame, index: pd.Index,
+                          names: Sequence[str]) -> pd.DataFrame:
+    """A contributions frame that is zero except each entity's stored top-k: `top_reasons`
+    picks exactly those again (they are the largest by construction) and renders today's
+    values."""
+    matrix = np.zeros((len(index), len(names) + 1), dtype=np.float64)
+    rows = index.get_indexer(pd.Index(source["uscc"]))
+    columns = pd.Index(list(names)).get_indexer(pd.Index(source["feature"].astype(str)))
+    keep = (rows >= 0) & (columns >= 0)
+    matrix[rows[keep], columns[keep]] = source["contribution"].to_numpy(np.float64)[keep]
+    return pd.DataFrame(matrix, index=index, columns=[*names, BIAS_COLUMN])
+
+
+def score_chunk(
+    model: Any,
+    X: pd.DataFrame,
+    catalogue: Mapping[str, FeatureInfo],
+    rules: ClassRules,
+    *,
+    previous: pd.Series | None,
+    k: int,
+    reusable: ReusableReasons | None = None,
+) -> ChunkScores:
+    """Score, classify and explain one chunk, reusing reasons where the key matches.
+
+    With `reusable=None` this computes exactly what `models.scoring.score_population` does
+    (a test holds them together), plus the explanation key and an `explained` flag.
+    """
+    started = time.perf_counter()
+    names = list(model.feature_names_)
+    raw = np.asarray(model.decision_function(X), dtype=np.float64)
+    probability = pd.Series(model.proba_from_raw(raw), index=X.index, name="probability")
+    flags = X[[r.flag_column for r in rules.hard_rules]].astype(bool) if rules.hard_rules else None
+    classes = assign_classes(probability, list(rules.cutoffs), margin=rules.margin,
+                             previous=previous, hard_rules=list(rules.hard_rules), flags=flags,
+                             labels=rules.labels)
+    hashes = feature_hashes(X, names)
+    keys = explanation_keys(model, X, names, hashes)
+    scored = time.perf_counter()
+
+    if reusable is not None and len(reusable.keys):
+        reuse = (keys == reusable.keys.reindex(X.index)).to_numpy(dtype=bool)
+    else:
+        reuse = np.zeros(len(X), dtype=bool)
+    parts = []
+    fresh = X.index[~reuse]
+    if len(fresh):
+        subset = X.loc[fresh]
+        parts.append(top_reasons(shap_contributions(model, subset), subset[names], catalogue, k))
+    kept = X.index[reuse]
+    if len(kept) and reusable is not None:
+        source = reusable.reasons[reusable.reasons["uscc"].isin(kept)]
+        subset = X.loc[kept]
+        parts.append(top_reasons(_sparse_contributions(source, kept, names), subset[names],
+                                 catalogue, k))
+    long = _ordered_reasons(parts, X.index)
+    explained = time.perf_counter()
+
+    scores = pd.DataFrame({
+        "raw_score": raw,
+        "probability": probability,
+        "score_class": classes["score_class"],
+        "class": classes["class"],
+        "overrides": classes["overrides"].map(lambda o: ",".join(o)),
+        "class_reason_zh": classes["reason_zh"],
+        "class_reason_en": classes["reason_en"],
+        "input_hash": hashes,
+        "explain_key": keys,
+        "explained": ~reuse,
+    }, index=X.index)
+    return ChunkScores(scores, long, {"score": scored - started, "explain": explained - scored})
+
+
+def _ordered_reasons(parts: list[pd.DataFrame], index: pd.Index) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame(columns=["entity", "rank", "feature", "value", "contribution",
+                                     "raises_risk", "reason_code", "text_zh", "text_en"])
+    frames = [p.assign(feature=p["feature"].astype(str), reason_code=p["reason_code"].astype(str))
+              for p in parts]
+    long = pd.concat(frames, ignore_index=True)
+    position = pd.Series(np.arange(len(index)), index=index)
+    order = np.lexsort((long["rank"].to_numpy(), position.reindex(long["entity"]).to_numpy()))
+    return long.iloc[order].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- run identity
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Everything a run's results depend on; its hash is the run key."""
+
+    as_of: pd.Timestamp
+    input_hash: str
+    model_name: str
+    model_version: str
+    policy_version: str
+    policy_hash: str
+    top_k: int
+
+    @property
+    def key(self) -> str:
+        content = {"as_of": self.as_of.strftime("%Y-%m-%d"), "input_hash": self.input_hash,
+                   "model_name": self.model_name, "model_version": self.model_version,
+                   "policy_hash": self.policy_hash, "top_k": self.top_k}
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def population_hash(index: pd.Index) -> str:
+    return hashlib.sha256("\n".join(map(str, index)).encode("utf-8")).hexdigest()
+
+
+def policy_content(policy: Policy) -> str:
+    """The policy as YAML that `parse_policy` reads back to the same `content_hash` (kept
+    with each run so a replay works after the file has changed)."""
+    content = policy.model_dump(mode="python", by_alias=True, exclude_none=True)
+    return str(yaml.safe_dump(content, allow_unicode=True, sort_keys=True))
+
+
+def drift_thresholds(policy: Policy) -> DriftThresholds:
+    """The policy's monitoring thresholds when it has them, else the convention."""
+    section = getattr(policy, "monitoring", None)
+    if section is None:
+        return CONVENTIONAL_DRIFT
+    return DriftThresholds(flag=float(section.psi_flag), alert=float(section.psi_alert),
+                           bins=int(section.bins))
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass
+class NightlySummary:
+    """What a nightly run did; `format()` is the bilingual end-of-run report."""
+
+    run_id: int
+    run_key: str
+    as_of: str
+    status: str  # "complete" | "already_complete"
+    resumed_chunks: int
+    n_entities: int
+    snapshot_id: str
+    model_name: str
+    model_version: str
+    policy_version: str
+    class_counts: dict[str, int]
+    class_changes: dict[str, int]
+    explained: int
+    reused: int
+    drift: dict[str, Any]
+    stage_seconds: dict[str, float]
+    audit_head: tuple[int, str]
+    ingest: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "status"}
+        data["audit_head"] = list(self.audit_head)
+        return dict(json_ready(data))
+
+    def format(self) -> str:
+        state = ("已完成 (之前已发布, 未重复写入) / already complete (published before, nothing "
+                 "written)" if self.status == "already_complete" else "已发布 / published")
+        lines = [
+            f"夜间评分 / nightly run {self.run_id} as of {self.as_of}: {state}",
+            f"  快照 / snapshot {self.snapshot_id}; 模型 / model {self.model_name} "
+            f"v{self.model_version}; 政策 / policy {self.policy_version}",
+            f"  企业数 / enterprises: {self.n_entities:,}"
+            + (f" (续跑跳过 {self.resumed_chunks} 个已提交分块 / resumed: {self.resumed_chunks} "
+               "committed chunks skipped)" if self.resumed_chunks else ""),
+            "  各类数量 / per class: " + ", ".join(f"{c} {n:,}" for c, n in
+                                                self.class_counts.items()),
+            "  类别变化 / class changes vs previous run: " + ", ".join(
+                f"{k} {v:,}" for k, v in self.class_changes.items()),
+            f"  解释 / explanations: 重新计算 recomputed {self.explained:,}, 复用 reused "
+            f"{self.reused:,}",
+        ]
+        if self.ingest:
+            lines.append(f"  导入 / ingest: {self.ingest.get('status')}, 拒收行 / rejected rows "
+                         f"{self.ingest.get('rejected', 0):,}")
+        if self.drift:
+            lines.append(f"  漂移 / drift (参照 reference: {self.drift.get('reference')}): "
+                         f"关注 flagged {self.drift.get('flagged', 0)}, 警报 alerts "
+                         f"{self.drift.get('alerts', 0)}, 分数 score PSI "
+                         f"{_psi_text(self.drift.get('score_psi'))}")
+        lines.append("  各阶段用时 / seconds per stage: " + ", ".join(
+            f"{k} {v:.1f}" for k, v in self.stage_seconds.items()))
+        lines.append(f"  审计链头 / audit head: seq {self.audit_head[0]} {self.audit_head[1]}")
+        lines += [f"  注 / note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def _psi_text(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"
+
+
+def _summary_from_record(record: RunRecord, status: str) -> NightlySummary:
+    data = dict(record.summary or {})
+    head = data.get("audit_head") or [record.audit_head_seq or 0, record.audit_head_hash or ""]
+    return NightlySummary(
+        run_id=record.id, run_key=record.run_key, as_of=record.as_of.isoformat(), status=status,
+        resumed_chunks=int(data.get("resumed_chunks", 0)), n_entities=record.n_entities,
+        snapshot_id=record.snapshot_id, model_name=record.model_name,
+        model_version=record.model_version, policy_version=record.policy_version,
+        class_counts=dict(data.get("class_counts", {})),
+        class_changes=dict(data.get("class_changes", {})),
+        explained=int(data.get("explained", 0)), reused=int(data.get("reused", 0)),
+        drift=dict(data.get("drift", {})),
+        stage_seconds={k: float(v) for k, v in (record.stage_seconds or {}).items()},
+        audit_head=(int(head[0]), str(head[1])), ingest=data.get("ingest"),
+        notes=list(data.get("notes", [])),
+    )
+
+
+class StageTimer:
+    """Wall-clock seconds per named stage (accumulating)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def source_input_hash(source: Path) -> str:
+    """The input hash `ingest_directory` would give `source` (same files, same hashing)."""
+    sources, _ = discover_sources(Path(source))
+    hashes = {}
+    for item in sources.values():
+        digest = hashlib.sha256()
+        with item.path.open("rb") as handle:
+            for block in iter(partial(handle.read, 1 << 20), b""):
+                digest.update(block)
+        hashes[item.path.name] = digest.hexdigest()
+    return input_hash(hashes)
+
+
+def _current_input_hash(snapshot_root: Path) -> str | None:
+    try:
+        return str(snapshot_manifest(current_snapshot(snapshot_root)).get("input_hash", ""))
+    except SnapshotError:
+        return None
+
+
+def ingest_if_new(source: Path, snapshot_root: Path, progress: bool) -> dict[str, Any]:
+    """Ingest `source` unless the current snapshot already holds exactly these files (a
+    re-run after a crash must not re-ingest, nor create a second identical snapshot)."""
+    digest = source_input_hash(source)
+    if digest == _current_input_hash(snapshot_root):
+        manifest = snapshot_manifest(current_snapshot(snapshot_root))
+        return {"status": "unchanged", "snapshot_id": manifest.get("snapshot_id"),
+                "rejected": int(manifest.get("rejects", {}).get("entries", 0)),
+                "rules": manifest.get("rejects", {}).get("by_rule", {})}
+    report: IngestReport = ingest_directory(Path(source), snapshot_root, progress=progress)
+    return {"status": "ingested", "snapshot_id": report.snapshot_id,
+            "rejected": report.total_rejected, "rules": report.rule_counts}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Job:
+    """Everything the stages share."""
+
+    settings: Settings
+    engine: Engine
+    identity: RunIdentity
+    snapshot_dir: Path
+    policy: Policy
+    model: Any
+    rules: ClassRules
+    catalogue: dict[str, FeatureInfo]
+    features: pd.DataFrame
+    top_k: int
+
+
+def _champion_version(settings: Settings) -> str:
+    from training.registry import configure_mlflow, get_version_by_alias
+
+    configure_mlflow(settings.home, settings.mlflow_uri)
+    version = get_version_by_alias(REGISTERED_NAME, "champion")
+    if version is None:
+        raise ServingError(
+            f"模型 {REGISTERED_NAME} 还没有冠军版本, 请先训练 / no champion for "
+            f"{REGISTERED_NAME}: train and promote a model first")
+    return version
+
+
+def _snapshot_dir(settings: Settings) -> Path:
+    try:
+        return current_snapshot(settings.snapshots)
+    except SnapshotError as error:
+        raise ServingError(f"还没有可用的快照, 请先导入数据 / no snapshot yet: ingest data "
+                           f"first ({error})") from None
+
+
+def _enterprise_features(snapshot_dir: Path, policy: Policy, as_of: pd.Timestamp
+                         ) -> pd.DataFrame:
+    snapshot = load_snapshot(snapshot_dir)
+    features = build_enterprise_features(snapshot, as_of, **policy.enterprise_feature_kwargs())
+    del snapshot
+    features.index = features.index.astype(str)
+    return features.sort_index(kind="stable")
+
+
+def run_nightly(
+    settings: Settings,
+    as_of: pd.Timestamp | str,
+    source: Path | None = None,
+    progress: bool = True,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    top_k: int = DEFAULT_TOP_K,
+    reuse_explanations: bool = True,
+    on_chunk: ChunkHook | None = None,
+) -> NightlySummary:
+    """Score the current snapshot as of `as_of` with the champion and publish the run.
+
+    `source`: a directory of source tables to ingest first (skipped when the current snapshot
+    already holds exactly those files). `on_chunk(k)` is called inside chunk k's transaction
+    just before it commits (tests raise there to simulate a crash).
+    """
+    if chunk_size < 1:
+        raise ServingError(f"分块大小必须为正 / chunk size must be positive, got {chunk_size}")
+    as_of = pd.Timestamp(as_of).normalize()
+    timer = StageTimer()
+    engine = open_store(settings.database_url)
+    ingest = None
+    if source is not None:
+        with timer("ingest"):
+            ingest = ingest_if_new(Path(source), settings.snapshots, progress)
+    with timer("load"):
+        snapshot_dir = _snapshot_dir(settings)
+        manifest = snapshot_manifest(snapshot_dir)
+        policy = load_policy(settings.policy_path)
+        version = _champion_version(settings)
+        identity = RunIdentity(as_of, str(manifest.get("input_hash", "")), REGISTERED_NAME,
+                               version, policy.version, policy.content_hash, top_k)
+    existing = run_by_key(engine, identity.key)
+    if existing is not None and existing.status == RUN_COMPLETE:
+        return _summary_from_record(existing, "already_complete")
+    with timer("load"):
+        from training.registry import load_model
+
+        model = load_model(REGISTERED_NAME, version)
+    with timer("features"):
+        features = _enterprise_features(snapshot_dir, policy, as_of)
+    if features.empty:
+        raise ServingError(f"{as_of.date()} 没有存续企业可评分 / no enterprise exists on "
+                           f"{as_of.date()} to score")
+    job = _Job(settings, engine, identity, snapshot_dir, policy, model, class_rules(policy),
+               policy.feature_catalogue(), features, top_k)
+    record = _start_or_resume(job, existing, chunk_size)
+    resumed = _publish_chunks(job, record, progress, on_chunk)
+    with timer("monitoring"):
+        monitoring_rows, drift = _monitoring(job, record)
+    return _complete(job, record, timer, monitoring_rows, drift, ingest, resumed)
+
+
+def _start_or_resume(job: _Job, existing: RunRecord | None, chunk_size: int) -> RunRecord:
+    population = population_hash(job.features.index)
+    if existing is not None:
+        if existing.population_hash != population:
+            raise ServingError(
+                f"运行 {existing.id} 的企业名单与本次不同, 无法续跑 / run {existing.id} was "
+                "started on a different population; it cannot be resumed")
+        return existing
+    identity = job.identity
+    as_of = identity.as_of.date()
+    previous = latest_complete_run(job.engine, before=as_of)
+    source = latest_reusable_run(job.engine, model_name=identity.model_name,
+                                 model_version=identity.model_version,
+                                 policy_hash=identity.policy_hash, top_k=job.top_k)
+    n = len(job.features)
+    with job.engine.begin() as connection:
+        record_policy(connection, identity.policy_hash, identity.policy_version,
+                      policy_content(job.policy))
+        connection.execute(runs.insert().values(
+            run_key=identity.key, as_of=as_of, snapshot_id=job.snapshot_dir.name,
+            input_hash=identity.input_hash, model_name=identity.model_name,
+            model_version=identity.model_version, policy_version=identity.policy_version,
+            policy_hash=identity.policy_hash, top_k=job.top_k, chunk_size=chunk_size,
+            n_chunks=math.ceil(n / chunk_size), n_entities=n, population_hash=population,
+            previous_run_id=None if previous is None else previous.id,
+            reasons_source_run_id=None if source is None else source.id,
+            status=RUN_IN_PROGRESS, started_at=utc_now()))
+    created = run_by_key(job.engine, identity.key)
+    assert created is not None
+    return created
+
+
+def _previous_classes(connection: Connection, run_id: int | None, low: str, high: str
+                      ) -> pd.Series | None:
+    if run_id is None:
+        return None
+    rows = connection.execute(
+        select(enterprise_scores.c.uscc, enterprise_scores.c.risk_class)
+        .where(enterprise_scores.c.run_id == run_id,
+               enterprise_scores.c.uscc.between(low, high))).all()
+    return pd.Series({str(r.uscc): str(r.risk_class) for r in rows}, dtype=object)
+
+
+def _reusable(connection: Connection, run_id: int | None, low: str, high: str
+              ) -> ReusableReasons | None:
+    if run_id is None:
+        return None
+    keys = connection.execute(
+        select(enterprise_scores.c.uscc, enterprise_scores.c.explain_key)
+        .where(enterprise_scores.c.run_id == run_id,
+               enterprise_scores.c.uscc.between(low, high))).all()
+    rows = connection.execute(
+        select(reasons.c.uscc, reasons.c.rank, reasons.c.feature, reasons.c.contribution)
+        .where(reasons.c.run_id == run_id, reasons.c.uscc.between(low, high))).all()
+    frame = pd.DataFrame(rows, columns=["uscc", "rank", "feature", "contribution"])
+    return ReusableReasons(pd.Series({str(r.uscc): str(r.explain_key) for r in keys},
+                                     dtype=object), frame)
+
+
+def _optional_float(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _chunk_rows(run: RunRecord, scored: ChunkScores) -> tuple[list[dict], list[dict],
+                                                               list[AuditEntry]]:
+    """Store rows and audit entries for one chunk (decision payloads hold top reasons)."""
+    scores, long = scored.scores, scored.reasons
+    as_of = run.as_of.isoformat()
+    by_entity: dict[str, list[tuple[str, Any, float]]] = {}
+    reason_rows = []
+    for entity, rank, feature, value, contribution, raises, code, zh, en in zip(
+            long["entity"].tolist(), long["rank"].tolist(), long["feature"].tolist(),
+            long["value"].tolist(), long["contribution"].tolist(), long["raises_risk"].tolist(),
+            long["reason_code"].tolist(), long["text_zh"].tolist(), long["text_en"].tolist(),
+            strict=True):
+        shown = _optional_float(value)
+        reason_rows.append({"run_id": run.id, "uscc": entity, "rank": int(rank),
+                            "feature": feature, "value": shown, "contribution": contribution,
+                            "raises_risk": bool(raises), "reason_code": code, "text_zh": zh,
+                            "text_en": en})
+        by_entity.setdefault(entity, []).append((code, shown, contribution))
+    score_rows, entries = [], []
+    columns = ["raw_score", "probability", "score_class", "class", "overrides",
+               "class_reason_zh", "class_reason_en", "input_hash", "explain_key", "explained"]
+    for uscc, raw, probability, score_class, risk_class, overrides, zh, en, digest, key, \
+            explained in zip(scores.index.tolist(), *(scores[c].tolist() for c in columns),
+                             strict=True):
+        score_rows.append({"run_id": run.id, "uscc": uscc, "raw_score": raw,
+                           "probability": probability, "score_class": score_class,
+                           "risk_class": risk_class, "overrides": overrides,
+                           "class_reason_zh": zh, "class_reason_en": en, "input_hash": digest,
+                           "explain_key": key, "explained": bool(explained)})
+        payload = decision_payload(
+            as_of=as_of, model_name=run.model_name, model_version=run.model_version,
+            policy_version=run.policy_version, policy_hash=run.policy_hash,
+            snapshot_id=run.snapshot_id, input_hash=digest, raw_score=raw,
+            probability=probability, score_class=score_class, risk_class=risk_class,
+            overrides=[o for o in overrides.split(",") if o], reasons=by_entity.get(uscc, []))
+        entries.append(AuditEntry(DECISION, payload, uscc, as_of, run.id))
+    return score_rows, reason_rows, entries
+
+
+def _publish_chunks(job: _Job, run: RunRecord, progress: bool,
+                    on_chunk: ChunkHook | None) -> int:
+    """Score, explain and commit every chunk not yet committed; returns how many were
+    already committed (a resumed run)."""
+    with job.engine.connect() as connection:
+        done = completed_chunks(connection, run.id)
+    todo = [k for k in range(run.n_chunks) if k not in done]
+    for k in tqdm(todo, desc="score+explain", unit="chunk", disable=not progress):
+        started = time.perf_counter()
+        chunk = job.features.iloc[k * run.chunk_size:(k + 1) * run.chunk_size]
+        low, high = str(chunk.index[0]), str(chunk.index[-1])
+        with job.engine.connect() as connection:
+            previous = _previous_classes(connection, run.previous_run_id, low, high)
+            reusable = _reusable(connection, run.reasons_source_run_id, low, high)
+        read = time.perf_counter() - started
+        scored = score_chunk(job.model, chunk, job.catalogue, job.rules, previous=previous,
+                             k=job.top_k, reusable=reusable)
+        writing = time.perf_counter()
+        score_rows, reason_rows, entries = _chunk_rows(run, scored)
+        with job.engine.begin() as connection:
+            connection.execute(enterprise_scores.insert(), score_rows)
+            if reason_rows:
+                connection.execute(reasons.insert(), reason_rows)
+            append_entries(connection, entries)
+            seconds = {**scored.seconds, "read": read, "write": time.perf_counter() - writing}
+            connection.execute(run_chunks.insert().values(
+                run_id=run.id, chunk=k, n_rows=len(chunk), first_uscc=low, last_uscc=high,
+                explained=scored.explained, reused=len(chunk) - scored.explained,
+                seconds=seconds, committed_at=utc_now()))
+            if on_chunk is not None:
+                on_chunk(k)
+    return len(done)
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def _run_classes(engine: Engine, run_id: int | None) -> pd.DataFrame:
+    if run_id is None:
+        return pd.DataFrame(columns=["risk_class", "probability"])
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(enterprise_scores.c.uscc, enterprise_scores.c.risk_class,
+                   enterprise_scores.c.probability)
+            .where(enterprise_scores.c.run_id == run_id)).all()
+    frame = pd.DataFrame(rows, columns=["uscc", "risk_class", "probability"])
+    return frame.set_index(frame["uscc"].astype(str))[["risk_class", "probability"]]
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def training_reference(model_name: str, version: str) -> dict[str, Any] | None:
+    """The drift reference logged with the model version (REFERENCE_ARTIFACT), if any."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # one small file, no bar
+    try:
+        run_id = MlflowClient().get_model_version(model_name, version).run_id
+        with tempfile.TemporaryDirectory() as scratch, _environment(quiet):
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=scratch)
+            reference: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (MlflowException, OSError, ValueError):
+        return None
+    return reference
+
+
+def _monitoring(job: _Job, run: RunRecord) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Drift against the training reference (else the previous run), the class transition
+    matrix and the fairness report on the live classes."""
+    current = _run_classes(job.engine, run.id).reindex(job.features.index)
+    previous_run = None if run.previous_run_id is None else get_run(job.engine,
+                                                                    run.previous_run_id)
+    previous = _run_classes(job.engine, run.previous_run_id)["risk_class"]
+    labels = list(job.rules.labels)
+    matrix = transition_matrix(previous if previous_run else None, current["risk_class"], labels)
+    thresholds = drift_thresholds(job.policy)
+    inputs = model_inputs(job.catalogue)
+    columns = [c for c in inputs if c in job.features.columns]
+    profile = population_profile(job.features[columns], columns, current["probability"],
+                                 thresholds.bins)
+    reference = training_reference(run.model_name, run.model_version)
+    source = "training"
+    if reference is None and previous_run is not None:
+        reference = monitoring_payloads(job.engine, previous_run).get("profile")
+        source = f"previous_run:{previous_run.id}" if reference is not None else "none"
+    elif reference is None:
+        source = "none"
+    drift_table = (population_stability(reference, job.features[columns],
+                                        current["probability"], thresholds)
+                   if reference is not None else None)
+    fairness = audit_fairness(fairness_frame(job.features, current["risk_class"]), job.policy)
+    drift_summary: dict[str, Any] = {"reference": source, "flag": thresholds.flag,
+                                     "alert": thresholds.alert}
+    if drift_table is not None:
+        score_rows = drift_table[drift_table["kind"] == "score"]["psi"]
+        drift_summary.update(
+            flagged=int((drift_table["status"] == "flag").sum()),
+            alerts=int((drift_table["status"] == "alert").sum()),
+            score_psi=None if score_rows.empty else float(score_rows.iloc[0]))
+    payloads = {
+        "drift": {**drift_summary,
+                  "table": [] if drift_table is None else frame_records(drift_table)},
+        "transitions": {"previous_run_id": run.previous_run_id, "labels": labels,
+                        "matrix": json_ready(matrix.reset_index(names="previous")
+                                             .to_dict(orient="records")),
+                        "changes": class_changes(matrix)},
+        "fairness": {"table": frame_records(fairness),
+                     "flags": int(fairness["flag"].sum())},
+        "profile": profile,
+    }
+    return payloads, drift_summary
+
+
+def _complete(job: _Job, run: RunRecord, timer: StageTimer, payloads: dict[str, Any],
+              drift: dict[str, Any], ingest: dict[str, Any] | None,
+              resumed: int) -> NightlySummary:
+    """Flip the run to complete with its monitoring rows and audit anchor, in one
+    transaction; mark other unfinished runs of the same date superseded."""
+    with timer("publish"):
+        with job.engine.connect() as connection:
+            totals = chunk_totals(connection, run.id)
+        counts = _run_classes(job.engine, run.id)["risk_class"].value_counts()
+        class_counts = {c: int(counts.get(c, 0)) for c in job.rules.labels}
+        changes = payloads["transitions"]["changes"]
+        notes = []
+        if drift.get("reference") != "training":
+            notes.append("模型未附训练参照分布, 漂移以上一次运行为参照 / the model has no "
+                         "training reference; drift is measured against the previous run"
+                         if drift.get("reference", "").startswith("previous_run")
+                         else "没有漂移参照 (首次运行且模型未附参照) / no drift reference "
+                         "(first run and the model carries none)")
+        stage_seconds = dict(timer.seconds)
+        for stage in ("read", "score", "explain", "write"):
+            stage_seconds[stage] = totals["seconds"].get(stage, 0.0)
+        summary = {"class_counts": class_counts, "class_changes": changes,
+                   "explained": totals["explained"], "reused": totals["reused"],
+                   "drift": drift, "ingest": ingest, "resumed_chunks": resumed,
+                   "notes": notes}
+        with job.engine.begin() as connection:
+            for kind, payload in payloads.items():
+                connection.execute(monitoring.insert().values(
+                    run_id=run.id, kind=kind, payload=json_ready(payload)))
+            head = append_entries(connection, [AuditEntry(
+                RUN_PUBLISHED,
+                {"run_key": run.run_key, "as_of": run.as_of.isoformat(),
+                 "snapshot_id": run.snapshot_id, "input_hash": run.input_hash,
+                 "model_name": run.model_name, "model_version": run.model_version,
+                 "policy_version": run.policy_version, "policy_hash": run.policy_hash,
+                 "n_entities": run.n_entities, "class_counts": class_counts},
+                None, run.as_of.isoformat(), run.id)])
+            summary["audit_head"] = list(head)
+            connection.execute(
+                update(runs).where(runs.c.id == run.id, runs.c.status == RUN_IN_PROGRESS)
+                .values(status=RUN_COMPLETE, finished_at=utc_now(),
+                        stage_seconds=json_ready(stage_seconds), summary=json_ready(summary),
+                        audit_head_seq=head[0], audit_head_hash=head[1]))
+            connection.execute(
+                update(runs).where(runs.c.as_of == run.as_of, runs.c.id != run.id,
+                                   runs.c.status == RUN_IN_PROGRESS)
+                .values(status=RUN_SUPERSEDED))
+    stage_seconds["publish"] = timer.seconds["publish"]
+    stage_seconds["total"] = sum(v for k, v in stage_seconds.items() if k != "total")
+    with job.engine.begin() as connection:
+        connection.execute(update(runs).where(runs.c.id == run.id)
+                           .values(stage_seconds=json_ready(stage_seconds)))
+    finished = get_run(job.engine, run.id)
+    assert finished is not None
+    return _summary_from_record(finished, "complete")
+
+
+# --------------------------------------------------------------------------- replay
+
+
+@dataclass(frozen=True)
+class Difference:
+    field: str
+    recorded: Any
+    replayed: Any
+
+
+@dataclass
+class ReplayReport:
+    """A decision rebuilt from its snapshot, model version and policy, against the record."""
+
+    uscc: str
+    as_of: str
+    run_id: int
+    differences: list[Difference]
+    notes: list[str]
+    replayed: dict[str, Any]
+
+    @property
+    def matches(self) -> bool:
+        return not self.differences
+
+    def format(self) -> str:
+        head = (f"重放 / replay {self.uscc} as of {self.as_of} (run {self.run_id}): "
+                + ("一致 / MATCH" if self.matches else "不一致 / DIFFERS"))
+        lines = [head]
+        lines += [f"  注 / note: {n}" for n in self.notes]
+        lines.append(f"  类别 / class {self.replayed.get('class')}, 概率 / probability "
+                     f"{self.replayed.get('probability')!r}, 模型 / model "
+                     f"{self.replayed.get('model_name')} v{self.replayed.get('model_version')}")
+        for d in self.differences:
+            lines.append(f"  ✗ {d.field}: 记录 / recorded {d.recorded!r} ≠ 重放 / replayed "
+                         f"{d.replayed!r}")
+        return "\n".join(lines)
+
+
+def _replay_policy(engine: Engine, settings: Settings, run: RunRecord) -> tuple[Policy, list[str]]:
+    notes: list[str] = []
+    current = load_policy(settings.policy_path)
+    if current.content_hash == run.policy_hash:
+        return current, notes
+    notes.append(f"政策文件已变更 (运行时 {run.policy_hash[:12]}…, 现在 "
+                 f"{current.content_hash[:12]}…), 使用运行时保存的政策版本 {run.policy_version} / "
+                 f"the policy file changed since the run (hash {run.policy_hash[:12]}… then, "
+                 f"{current.content_hash[:12]}… now); replaying with the stored policy "
+                 f"version {run.policy_version}")
+    content = stored_policy(engine, run.policy_hash)
+    if content is None:
+        raise ServingError(f"结果库中没有政策 {run.policy_hash[:12]}… 的内容, 无法重放 / the "
+                           "store lacks the run's policy content; cannot replay")
+    stored = parse_policy(yaml.safe_load(content), source=f"store:{run.policy_hash[:12]}")
+    if stored.content_hash != run.policy_hash:
+        raise ServingError("保存的政策内容与其哈希不符 / stored policy content does not match "
+                           "its hash")
+    return stored, notes
+
+
+def _compare(recorded: Mapping[str, Any], replayed: Mapping[str, Any], prefix: str = ""
+             ) -> list[Difference]:
+    differences = []
+    for key in sorted(set(recorded) | set(replayed)):
+        a, b = recorded.get(key), replayed.get(key)
+        if a != b:
+            differences.append(Difference(prefix + key, a, b))
+    return differences
+
+
+def replay_decision(settings: Settings, uscc: str, as_of: pd.Timestamp | str) -> ReplayReport:
+    """Rebuild one published decision from the run's snapshot, the registered model version
+    and the policy, and compare it with the audit record (and the store row)."""
+    from training.registry import configure_mlflow, load_model
+
+    day = as_date(as_of)
+    engine = open_store(settings.database_url)
+    run = complete_run_on(engine, day)
+    if run is None:
+        raise ServingError(f"{day} 没有已发布的运行 / no published run for {day}")
+    record = decision_record(engine, uscc, run.id)
+    stored = enterprise_score(engine, uscc, run)
+    if record is None and stored is None:
+        raise ServingError(f"运行 {run.id} 中没有企业 {uscc} 的决定 / run {run.id} holds no "
+                           f"decision for {uscc}")
+    snapshot_dir = settings.snapshots / run.snapshot_id
+    if not snapshot_dir.is_dir():
+        raise ServingError(f"运行所用快照 {run.snapshot_id} 已不在 {settings.snapshots}, 无法重放 "
+                           f"/ the run's snapshot {run.snapshot_id} is no longer under "
+                           f"{settings.snapshots}; cannot replay")
+    notes: list[str] = []
+    manifest_hash = str(snapshot_manifest(snapshot_dir).get("input_hash", ""))
+    if manifest_hash != run.input_hash:
+        notes.append("快照输入哈希与运行记录不符 / the snapshot's input hash differs from the "
+                     "run's")
+    policy, policy_notes = _replay_policy(engine, settings, run)
+    notes += policy_notes
+    configure_mlflow(settings.home, settings.mlflow_uri)
+    model = load_model(run.model_name, run.model_version)
+    features = _enterprise_features(snapshot_dir, policy, pd.Timestamp(run.as_of))
+    if uscc not in features.index:
+        raise ServingError(f"企业 {uscc} 在 {day} 不存续, 快照中无其特征 / {uscc} did not exist "
+                           f"on {day} in the snapshot")
+    previous = None
+    if run.previous_run_id is not None:
+        before = enterprise_score(engine, uscc, run.previous_run_id)
+        previous = None if before is None else pd.Series({uscc: before["class"]}, dtype=object)
+    scored = score_chunk(model, features.loc[[uscc]], policy.feature_catalogue(),
+                         class_rules(policy), previous=previous, k=run.top_k)
+    row = scored.scores.iloc[0]
+    long = scored.reasons
+    payload = decision_payload(
+        as_of=run.as_of.isoformat(), model_name=run.model_name, model_version=run.model_version,
+        policy_version=policy.version, policy_hash=policy.content_hash,
+        snapshot_id=run.snapshot_id, input_hash=str(row["input_hash"]),
+        raw_score=float(row["raw_score"]), probability=float(row["probability"]),
+        score_class=str(row["score_class"]), risk_class=str(row["class"]),
+        overrides=[o for o in str(row["overrides"]).split(",") if o],
+        reasons=zip(long["reason_code"], long["value"], long["contribution"], strict=True))
+    differences: list[Difference] = []
+    if record is None:
+        notes.append("审计日志中缺少该决定的记录 / the audit log has no record of this decision")
+    else:
+        differences += _compare(record.payload, json_ready(payload))
+    if stored is not None:
+        texts = {"reasons_zh": [r["text_zh"] for r in stored["reasons"]],
+                 "reasons_en": [r["text_en"] for r in stored["reasons"]],
+                 "class": stored["class"], "probability": stored["probability"],
+                 "input_hash": stored["input_hash"]}
+        again = {"reasons_zh": long["text_zh"].tolist(), "reasons_en": long["text_en"].tolist(),
+                 "class": str(row["class"]), "probability": float(row["probability"]),
+                 "input_hash": str(row["input_hash"])}
+        differences += _compare(texts, again, prefix="store.")
+    return ReplayReport(uscc, day.isoformat(), run.id, differences, notes,
+                        dict(json_ready(payload)))
