@@ -67,7 +67,7 @@ _UNIT_COUNT = ("次", "times")
 _UNIT_ITEMS = ("项", "items")
 _UNIT_DAYS = ("天", "days")
 _UNIT_FLAG = ("是/否 (1/0)", "yes/no (1/0)")
-_UNIT_SHARE = ("比例", "share")
+_UNIT_SHARE = ("", "")  # the label already says share (比例)
 _CODES = {
     "project_type": pd.Index(list(PROJECT_TYPES)),
     "use": pd.Index(list(PROJECT_USES)),

@@ -303,7 +303,7 @@ def place_projects(
             level = rules.level(forced)
             notes.append(
                 f"{_format_date(row['accident_date'])} 发生事故, {_format_date(until)} 前不低于"
-                f"{level.zh}色监管 / accident on {_format_date(row['accident_date'])}: at least "
+                f"{level.zh}监管 / accident on {_format_date(row['accident_date'])}: at least "
                 f"{level.en} until {_format_date(until)}"
             )
         level = rules.level(code)

@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,9 @@ DEFAULT_TOP_K = 3
 # The conventional PSI bands of credit scoring (flag > 0.1, alert > 0.25, deciles). Used
 # until the policy file carries a `monitoring` section; `drift_thresholds` prefers the policy.
 CONVENTIONAL_DRIFT = DriftThresholds(flag=0.1, alert=0.25, bins=10)
-# LightGBM treats |x| <= kZeroThreshold as zero for "Zero" missing-type splits (tree.h).
-LIGHTGBM_ZERO_THRESHOLD = 1e-35
+# LightGBM reads any |x| <= kZeroThreshold as exactly 0 when it predicts (meta.h:
+# `const double kZeroThreshold = 1e-35f`, a float constant widened to double).
+LIGHTGBM_ZERO_THRESHOLD = float(np.float32(1e-35))
 
 ChunkHook = Callable[[int], None]
 
@@ -143,10 +145,12 @@ def _split_thresholds(booster: lgb.Booster) -> dict[int, np.ndarray] | None:
 
 
 def split_codes(booster: lgb.Booster, matrix: np.ndarray) -> np.ndarray | None:
-    """Each value replaced by its split bin: (position among the feature's thresholds) × 4 +
-    (2 if NaN, 1 if in LightGBM's zero band, else 0). Equal codes ⇒ the same side of every
-    split of every tree ⇒ identical raw score and TreeSHAP contributions. None when the
-    model has categorical splits (then the raw input hash is the key)."""
+    """Each value replaced by its split bin: (position of its effective value among the
+    feature's thresholds) × 4 + (2 if NaN, 1 if in LightGBM's zero band, else 0). LightGBM
+    predicts on the effective value (|x| <= 1e-35f read as 0; NaN read as 0 by splits without
+    NaN handling), so equal codes ⇒ the same side of every split of every tree ⇒ identical
+    raw score and TreeSHAP contributions. None when the model has categorical splits (then
+    the raw input hash is the key)."""
     thresholds = _split_thresholds(booster)
     if thresholds is None:
         return None
@@ -154,10 +158,11 @@ def split_codes(booster: lgb.Booster, matrix: np.ndarray) -> np.ndarray | None:
     for column, cuts in thresholds.items():
         values = matrix[:, column]
         missing = np.isnan(values)
-        as_zero = np.where(missing, 0.0, values)  # NaN on a non-NaN split is read as 0
-        position = np.searchsorted(cuts, as_zero, side="left").astype(np.int32)
-        band = np.where(missing, 2, (np.abs(as_zero) <= LIGHTGBM_ZERO_THRESHOLD).astype(np.int32))
-        codes[:, column] = position * 4 + band
+        effective = np.where(missing, 0.0, values)
+        in_zero_band = np.abs(effective) <= LIGHTGBM_ZERO_THRESHOLD
+        effective[in_zero_band] = 0.0
+        position = np.searchsorted(cuts, effective, side="left").astype(np.int32)
+        codes[:, column] = position * 4 + np.where(missing, 2, in_zero_band.astype(np.int32))
     return codes
 
 
@@ -539,6 +544,16 @@ def run_nightly(
     as_of = pd.Timestamp(as_of).normalize()
     timer = StageTimer()
     engine = open_store(settings.database_url)
+    try:
+        return _run(settings, engine, as_of, source, progress, timer, chunk_size=chunk_size,
+                    top_k=top_k, reuse_explanations=reuse_explanations, on_chunk=on_chunk)
+    finally:
+        engine.dispose()
+
+
+def _run(settings: Settings, engine: Engine, as_of: pd.Timestamp, source: Path | None,
+         progress: bool, timer: StageTimer, *, chunk_size: int, top_k: int,
+         reuse_explanations: bool, on_chunk: ChunkHook | None) -> NightlySummary:
     ingest = None
     if source is not None:
         with timer("ingest"):
@@ -564,14 +579,17 @@ def run_nightly(
                            f"{as_of.date()} to score")
     job = _Job(settings, engine, identity, snapshot_dir, policy, model, class_rules(policy),
                policy.feature_catalogue(), features, top_k)
-    record = _start_or_resume(job, existing, chunk_size)
+    record = _start_or_resume(job, existing, chunk_size, reuse_explanations)
     resumed = _publish_chunks(job, record, progress, on_chunk)
     with timer("monitoring"):
         monitoring_rows, drift = _monitoring(job, record)
     return _complete(job, record, timer, monitoring_rows, drift, ingest, resumed)
 
 
-def _start_or_resume(job: _Job, existing: RunRecord | None, chunk_size: int) -> RunRecord:
+def _start_or_resume(job: _Job, existing: RunRecord | None, chunk_size: int,
+                     reuse_explanations: bool) -> RunRecord:
+    """The run row: the unfinished one of the same key, or a new one whose previous run
+    (hysteresis) and reasons source are fixed now, so a resumed run decides the same way."""
     population = population_hash(job.features.index)
     if existing is not None:
         if existing.population_hash != population:
@@ -584,7 +602,8 @@ def _start_or_resume(job: _Job, existing: RunRecord | None, chunk_size: int) -> 
     previous = latest_complete_run(job.engine, before=as_of)
     source = latest_reusable_run(job.engine, model_name=identity.model_name,
                                  model_version=identity.model_version,
-                                 policy_hash=identity.policy_hash, top_k=job.top_k)
+                                 policy_hash=identity.policy_hash,
+                                 top_k=job.top_k) if reuse_explanations else None
     n = len(job.features)
     with job.engine.begin() as connection:
         record_policy(connection, identity.policy_hash, identity.policy_version,
@@ -603,6 +622,14 @@ def _start_or_resume(job: _Job, existing: RunRecord | None, chunk_size: int) -> 
     return created
 
 
+def _in_chunk(connection: Connection, column: Any, low: str, high: str) -> Any:
+    """`low <= column <= high` in byte order, as Python sorted the chunk (PostgreSQL would
+    otherwise compare with the database's collation)."""
+    if connection.dialect.name == "postgresql":
+        column = column.collate("C")
+    return column.between(low, high)
+
+
 def _previous_classes(connection: Connection, run_id: int | None, low: str, high: str
                       ) -> pd.Series | None:
     if run_id is None:
@@ -610,7 +637,7 @@ def _previous_classes(connection: Connection, run_id: int | None, low: str, high
     rows = connection.execute(
         select(enterprise_scores.c.uscc, enterprise_scores.c.risk_class)
         .where(enterprise_scores.c.run_id == run_id,
-               enterprise_scores.c.uscc.between(low, high))).all()
+               _in_chunk(connection, enterprise_scores.c.uscc, low, high))).all()
     return pd.Series({str(r.uscc): str(r.risk_class) for r in rows}, dtype=object)
 
 
@@ -621,10 +648,11 @@ def _reusable(connection: Connection, run_id: int | None, low: str, high: str
     keys = connection.execute(
         select(enterprise_scores.c.uscc, enterprise_scores.c.explain_key)
         .where(enterprise_scores.c.run_id == run_id,
-               enterprise_scores.c.uscc.between(low, high))).all()
+               _in_chunk(connection, enterprise_scores.c.uscc, low, high))).all()
     rows = connection.execute(
         select(reasons.c.uscc, reasons.c.rank, reasons.c.feature, reasons.c.contribution)
-        .where(reasons.c.run_id == run_id, reasons.c.uscc.between(low, high))).all()
+        .where(reasons.c.run_id == run_id,
+               _in_chunk(connection, reasons.c.uscc, low, high))).all()
     frame = pd.DataFrame(rows, columns=["uscc", "rank", "feature", "contribution"])
     return ReusableReasons(pd.Series({str(r.uscc): str(r.explain_key) for r in keys},
                                      dtype=object), frame)
@@ -931,10 +959,17 @@ def _compare(recorded: Mapping[str, Any], replayed: Mapping[str, Any], prefix: s
 def replay_decision(settings: Settings, uscc: str, as_of: pd.Timestamp | str) -> ReplayReport:
     """Rebuild one published decision from the run's snapshot, the registered model version
     and the policy, and compare it with the audit record (and the store row)."""
-    from training.registry import configure_mlflow, load_model
-
     day = as_date(as_of)
     engine = open_store(settings.database_url)
+    try:
+        return _replay(settings, engine, uscc, day)
+    finally:
+        engine.dispose()
+
+
+def _replay(settings: Settings, engine: Engine, uscc: str, day: date) -> ReplayReport:
+    from training.registry import configure_mlflow, load_model
+
     run = complete_run_on(engine, day)
     if run is None:
         raise ServingError(f"{day} 没有已发布的运行 / no published run for {day}")

@@ -178,6 +178,7 @@ class EnterpriseChunk:
         self.cells: list[CampaignCell] = []
         self.queue = _Queue()
         self.risk = np.zeros(n)
+        self.logit = np.zeros(n)
 
     # ------------------------------------------------------------------ helpers
     @property

@@ -25,7 +25,7 @@ class RiskParameters:
     """
 
     intercept: float = -3.75
-    type_shifts: tuple[float, float] = (3.75, 6.65)  # risky, chronic offender
+    type_shifts: tuple[float, float] = (3.68, 6.65)  # risky, chronic offender
     chronic_cutoff: float = 3.65
     risky_type_intercept: float = -0.25
     persistent_sd: float = 0.35

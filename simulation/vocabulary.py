@@ -137,8 +137,8 @@ COMPLAINT_DETAILS: tuple[str, ...] = (
     "消费者投诉：商品质量问题", "消费者投诉：价格欺诈", "举报：无照经营或超范围经营",
     "消费者投诉：虚假宣传", "消费者投诉：服务合同纠纷",
 )
-REGISTRATION_CHANGE_CODES: tuple[str, ...] = ("BG-LEGALREP", "BG-ADDRESS", "BG-SCOPE", "BG-CAPITAL",
-                                              "BG-NAME")
+# What changed, in the contract's vocabulary (features single out legal_rep and address).
+REGISTRATION_CHANGE_CODES: tuple[str, ...] = ("legal_rep", "address", "scope", "capital", "name")
 MONITORING_CODES: tuple[str, ...] = ("JC-01", "JC-02", "JC-03", "JC-04")
 MONITORING_DETAILS: tuple[str, ...] = (
     "监测发现：销售禁售商品",

@@ -3,7 +3,7 @@
 A district grades its construction sites by its own published rules: which project features
 add risk-source points, where the R and M grades start, which supervision level each of the
 16 matrix cells gets, how often each level is inspected and which events override the table.
-All of it lives in `policies/fragments/matrix.yaml`; this module validates it (unknown keys,
+All of it lives in the `matrix:` section of the policy file; this module validates it (unknown keys,
 missing cells, unknown levels, non-positive intervals fail with a bilingual message naming the
 place in the file) and turns it into the plain rule structures that `models.risk_source` and
 `models.matrix` evaluate — validation here, evaluation there.
@@ -449,5 +449,5 @@ def load_matrix_policy(path: str | Path | None = None) -> MatrixPolicy:
 
 
 def default_policy_path() -> Path:
-    """The packaged default section (`supervision/policies/fragments/matrix.yaml`)."""
-    return Path(__file__).parent / "policies" / "fragments" / "matrix.yaml"
+    """The packaged default policy file, whose `matrix:` section is this policy."""
+    return Path(__file__).parent / "policies" / "default.yaml"

@@ -48,6 +48,7 @@ from features.enterprise_features import (
     SIZE_BANDS,
     enterprise_feature_catalogue,
 )
+from supervision.matrix_policy import MatrixPolicy
 from supervision.sampling_policy import SamplingPolicy
 from supervision.trigger_policy import DigitalPolicy
 
@@ -605,6 +606,7 @@ class Policy(_Section):
     scorecard: Scorecard
     sampling: SamplingPolicy | None = None
     digital: DigitalPolicy | None = None
+    matrix: MatrixPolicy | None = None
 
     @field_validator("exemptions")
     @classmethod

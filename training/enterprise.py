@@ -45,6 +45,17 @@ UNIFORM = "uniform_random"
 MODEL_ORDER = (LGBM, LOGISTIC, SCORECARD, UNIFORM, ORACLE)
 
 QUARTER_MONTHS = 3
+
+# Hyper-parameters of the enterprise model (training configuration, not policy). Chosen on the
+# simulated district's latest backtest fold: stronger leaf regularisation than the library
+# defaults gave the best Brier score and calibration at a fifth of the fitting time of 500 slower
+# trees (the backtest table is the evidence; re-check it on a district's own data).
+DEFAULT_LGBM_PARAMS: dict[str, Any] = {
+    "n_estimators": 200,
+    "learning_rate": 0.05,
+    "min_child_samples": 200,
+    "reg_lambda": 5.0,
+}
 EVENT_TABLES_WITH_DATES = (
     ("enterprise_events", "occurred_date"),
     ("inspections", "inspection_date"),
@@ -230,6 +241,10 @@ def _merge_bands(bands: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return sorted(merged.items())
 
 
+def _params(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {**DEFAULT_LGBM_PARAMS, **dict(overrides or {})}
+
+
 def fit_candidates(
     train: tuple[pd.DataFrame, pd.Series],
     calibration: tuple[pd.DataFrame, pd.Series],
@@ -242,7 +257,7 @@ def fit_candidates(
     X_train, y_train = train
     X_cal, y_cal = calibration
     features = model_inputs(dict(catalogue))
-    lgbm = RiskClassifier(dict(catalogue), features, **dict(lgbm_params or {}))
+    lgbm = RiskClassifier(dict(catalogue), features, **_params(lgbm_params))
     lgbm.fit(X_train, y_train)
     logistic = LogisticBaseline(features=features).fit(X_train, y_train)
     return {
@@ -499,7 +514,7 @@ def fit_production_model(
     catalogue = policy.feature_catalogue()
     X_train, y_train = data.stacked(fold.train_as_ofs)
     X_cal, y_cal = data.stacked(fold.calibration_as_ofs)
-    lgbm = RiskClassifier(catalogue, model_inputs(catalogue), **dict(lgbm_params or {}))
+    lgbm = RiskClassifier(catalogue, model_inputs(catalogue), **_params(lgbm_params))
     return CalibratedRiskModel(lgbm.fit(X_train, y_train)).fit(X_cal, y_cal), fold
 
 

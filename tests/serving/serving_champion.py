@@ -76,7 +76,8 @@ def _built_home() -> Path:
             data_window={"train": str(train_at.date()), "calibration": str(calibrate_at.date())},
             tables={}, figures={}, policy_version=policy.version,
             policy_hash=policy.content_hash, model_card_md="# test\n",
-            input_example=X_train[inputs].head(3), registered_name="enterprise-credit-risk")
+            input_example=X_train[inputs].head(3).astype("float64"),
+            registered_name="enterprise-credit-risk")
         if with_reference:
             reference = training_reference(X_train[inputs], inputs,
                                            model.predict_proba(X_train)[:, 1], bins=10)

@@ -24,7 +24,7 @@ def invoke(*args: str) -> str:
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("cli")
     source, home = root / "district", root / "home"
-    invoke("simulate", "--out", str(source), "--enterprises", "2000", "--years", "3",
+    invoke("simulate", "--out", str(source), "--enterprises", "1500", "--years", "4",
            "--seed", "3", "--format", "csv")
     invoke("ingest", str(source), "--home", str(home))
     return source, home

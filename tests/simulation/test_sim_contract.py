@@ -235,3 +235,11 @@ def test_ingest_accepts_every_row(small_district: SimulatedDistrict, tmp_path: P
     report = ingest.ingest_directory(source, tmp_path / "snapshots")
     assert report.total_rejected == 0, report.rule_counts
     assert all(report.tables[name].accepted == len(small_district.tables[name]) for name in TABLES)
+
+
+def test_registration_changes_use_the_contract_vocabulary() -> None:
+    from features.contract import REGISTRATION_CHANGE_ITEMS
+    from simulation.vocabulary import REGISTRATION_CHANGE_CODES
+
+    assert set(REGISTRATION_CHANGE_CODES) <= set(REGISTRATION_CHANGE_ITEMS)
+    assert {"legal_rep", "address"} <= set(REGISTRATION_CHANGE_CODES)

@@ -31,7 +31,7 @@ GRACE = POLICY.enterprise.label_grace_days
 
 @pytest.fixture(scope="module")
 def data() -> EnterpriseData:
-    district = simulate_district(DistrictConfig(enterprises=2_500, years=3, seed=5))
+    district = simulate_district(DistrictConfig(enterprises=2_000, years=4, seed=5))
     snapshot = {n: coerce_types(TABLES[n], f) for n, f in district.tables.items()}
     return EnterpriseData(snapshot, POLICY, district.truth)
 

@@ -1,0 +1,423 @@
+"""The nightly batch: atomic, idempotent, resumable, explains only what changed.
+
+One scenario per backend (SQLite always, PostgreSQL when RISKMATRIX_TEST_PG_URL is set):
+day 1 crashes inside a chunk and is re-run; day 1 is run a third time; day 2 crashes while
+day 1 is published, then completes reusing day 1's explanations. Reference runs on a
+separate SQLite store — day 1 uninterrupted, day 2 with every entity re-explained — give
+what the scenario must equal.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from serving_champion import AS_OF, CHUNK, backends, champion_home, empty_database, settings_for
+from sqlalchemy import Engine, func, select
+
+from serving.audit import DECISION, verify_chain
+from serving.nightly import (
+    LIGHTGBM_ZERO_THRESHOLD as ZERO_BAND,
+)
+from serving.nightly import (
+    NightlySummary,
+    explanation_keys,
+    run_nightly,
+    split_codes,
+)
+from serving.settings import Settings
+from serving.store import (
+    RunRecord,
+    audit_log,
+    enterprise_scores,
+    latest_complete_run,
+    monitoring_payloads,
+    open_store,
+    reasons,
+    reasons_frame,
+    run_chunks,
+    scores_frame,
+)
+
+DAY_2 = AS_OF + pd.Timedelta(days=1)
+
+
+class SimulatedCrash(RuntimeError):
+    pass
+
+
+def crash_at(chunk: int) -> Any:
+    def hook(k: int) -> None:
+        if k == chunk:
+            raise SimulatedCrash(f"killed inside chunk {k}")
+    return hook
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {table.name: int(connection.execute(select(func.count()).select_from(table))
+                                .scalar() or 0)
+                for table in (enterprise_scores, reasons, audit_log, run_chunks)}
+
+
+def _decisions(engine: Engine, run: RunRecord) -> dict[str, Any]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(audit_log.c.entity, audit_log.c.payload).where(
+            audit_log.c.run_id == run.id, audit_log.c.kind == DECISION)).all()
+    return {str(r.entity): str(r.payload) for r in rows}
+
+
+@dataclass
+class Published:
+    """What a store holds for one published run, comparable across stores."""
+
+    run: RunRecord
+    scores: pd.DataFrame
+    reasons: pd.DataFrame
+    decisions: dict[str, Any]
+
+
+def _published(engine: Engine, run: RunRecord) -> Published:
+    return Published(run, scores_frame(engine, run), reasons_frame(engine, run),
+                     _decisions(engine, run))
+
+
+def _assert_same_results(actual: Published, expected: Published) -> None:
+    columns = [c for c in expected.scores.columns if c != "explained"]
+    pd.testing.assert_frame_equal(actual.scores[columns], expected.scores[columns],
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(actual.reasons, expected.reasons, check_exact=True)
+    assert actual.decisions == expected.decisions
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return champion_home(tmp_path_factory.mktemp("nightly") / "home")
+
+
+@pytest.fixture(scope="module")
+def reference(home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Published]:
+    """Day 1 uninterrupted, then day 2 with reuse off (every entity through TreeSHAP)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('reference') / 'reference.db'}"
+    settings = settings_for(home, url)
+    first = run_nightly(settings, AS_OF, progress=False, chunk_size=CHUNK)
+    second = run_nightly(settings, DAY_2, progress=False, chunk_size=CHUNK,
+                         reuse_explanations=False)
+    assert second.reused == 0
+    engine = open_store(url)
+    published = {}
+    for name, summary in (("day1", first), ("day2", second)):
+        run = latest_complete_run(engine, before=pd.Timestamp(summary.as_of).date()
+                                  + pd.Timedelta(days=1))
+        assert run is not None and run.id == summary.run_id
+        published[name] = _published(engine, run)
+    return published
+
+
+@dataclass
+class Scenario:
+    settings: Settings
+    engine: Engine
+    crashed_day1: dict[str, Any]
+    day1: NightlySummary
+    day1_again: NightlySummary
+    counts_before_again: dict[str, int]
+    counts_after_again: dict[str, int]
+    crashed_day2: dict[str, Any]
+    day2: NightlySummary
+
+
+@pytest.fixture(scope="module", params=backends())
+def scenario(request: pytest.FixtureRequest, home: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    for url in empty_database(request.param, tmp_path_factory.mktemp(request.param)):
+        settings = settings_for(home, url)
+        engine = open_store(url)
+
+        with pytest.raises(SimulatedCrash):
+            run_nightly(settings, AS_OF, progress=False, chunk_size=CHUNK,
+                        on_chunk=crash_at(2))
+        with engine.connect() as connection:
+            crashed_run = connection.execute(select(run_chunks.c.run_id)).scalar()
+        crashed_day1 = {"latest": latest_complete_run(engine), "counts": _counts(engine),
+                        "run_id": crashed_run}
+        day1 = run_nightly(settings, AS_OF, progress=False, chunk_size=CHUNK)
+        before = _counts(engine)
+        again = run_nightly(settings, AS_OF, progress=False, chunk_size=CHUNK)
+        after = _counts(engine)
+
+        with pytest.raises(SimulatedCrash):
+            run_nightly(settings, DAY_2, progress=False, chunk_size=CHUNK, on_chunk=crash_at(1))
+        latest = latest_complete_run(engine)
+        crashed_day2 = {"latest": latest,
+                        "scores": None if latest is None else scores_frame(engine)}
+        day2 = run_nightly(settings, DAY_2, progress=False, chunk_size=CHUNK)
+        yield Scenario(settings, engine, crashed_day1, day1, again, before, after,
+                       crashed_day2, day2)
+        engine.dispose()
+
+
+def test_a_crashed_first_run_publishes_nothing(scenario: Scenario) -> None:
+    crashed = scenario.crashed_day1
+    assert crashed["latest"] is None
+    # chunks 0 and 1 committed; chunk 2 rolled back with everything it wrote
+    assert crashed["counts"]["run_chunks"] == 2
+    assert crashed["counts"]["enterprise_scores"] == 2 * CHUNK
+    assert crashed["counts"]["audit_log"] == 2 * CHUNK
+
+
+def test_rerun_after_a_crash_resumes_and_equals_an_uninterrupted_run(
+        scenario: Scenario, reference: dict[str, Published]) -> None:
+    day1 = scenario.day1
+    assert day1.status == "complete" and day1.resumed_chunks == 2
+    assert day1.run_id == scenario.crashed_day1["run_id"]
+    run = latest_complete_run(scenario.engine, before=DAY_2.date())
+    assert run is not None and run.id == day1.run_id
+    _assert_same_results(_published(scenario.engine, run), reference["day1"])
+    assert sum(day1.class_counts.values()) == day1.n_entities == len(reference["day1"].scores)
+
+
+def test_rerunning_a_published_date_is_reported_and_writes_nothing(scenario: Scenario) -> None:
+    again = scenario.day1_again
+    assert again.status == "already_complete" and again.run_id == scenario.day1.run_id
+    assert scenario.counts_after_again == scenario.counts_before_again
+    assert "already complete" in again.format()
+
+
+def test_readers_keep_the_previous_run_while_the_next_one_is_unfinished(
+        scenario: Scenario) -> None:
+    latest = scenario.crashed_day2["latest"]
+    assert latest is not None and latest.id == scenario.day1.run_id
+    day2_run = latest_complete_run(scenario.engine)
+    assert day2_run is not None and day2_run.id == scenario.day2.run_id
+    # the run that crashed was resumed, not restarted: one day-2 run in the store
+    with scenario.engine.connect() as connection:
+        statuses = connection.execute(select(func.count()).select_from(run_chunks)
+                                      .where(run_chunks.c.run_id == day2_run.id)).scalar()
+    assert statuses == day2_run.n_chunks
+
+
+def test_reusing_explanations_gives_exactly_what_recomputing_gives(
+        scenario: Scenario, reference: dict[str, Published]) -> None:
+    day2 = scenario.day2
+    assert day2.resumed_chunks == 1
+    assert day2.reused > day2.n_entities // 2 and day2.explained > 0
+    assert day2.explained + day2.reused == day2.n_entities
+    run = latest_complete_run(scenario.engine)
+    assert run is not None and run.previous_run_id == scenario.day1.run_id
+    published = _published(scenario.engine, run)
+    assert (~published.scores["explained"]).sum() == day2.reused
+    _assert_same_results(published, reference["day2"])
+
+
+def test_classes_hold_against_the_previous_run_as_score_population_computes_them(
+        scenario: Scenario, home: Path) -> None:
+    from features.snapshot import current_snapshot
+    from models.scoring import score_population
+    from serving.nightly import _enterprise_features
+    from serving.scoring import class_rules
+    from supervision.policy import load_policy
+    from training.registry import configure_mlflow, load_model
+
+    policy = load_policy()
+    configure_mlflow(home)
+    model = load_model("enterprise-credit-risk", scenario.day2.model_version)
+    features = _enterprise_features(current_snapshot(home / "snapshots"), policy, DAY_2)
+    previous = scores_frame(scenario.engine, scenario.day1.run_id)["class"]
+    expected = score_population(model, features, policy.feature_catalogue(),
+                                class_rules(policy), previous=previous).scores
+    actual = scores_frame(scenario.engine, scenario.day2.run_id)
+    columns = ["raw_score", "probability", "score_class", "class", "overrides",
+               "class_reason_zh", "class_reason_en", "input_hash"]
+    pd.testing.assert_frame_equal(actual[columns], expected[columns].rename_axis("uscc"),
+                                  check_exact=True)
+    with_reasons = scores_frame(scenario.engine, scenario.day2.run_id, with_reasons=True)
+    assert with_reasons["top_reasons_zh"].equals(expected["top_reasons_zh"].rename_axis("uscc"))
+
+
+def test_the_audit_chain_holds_every_decision_and_is_anchored(scenario: Scenario) -> None:
+    report = verify_chain(scenario.engine)
+    n = scenario.day1.n_entities + scenario.day2.n_entities
+    assert report.ok, report.describe()
+    assert report.records == n + 2  # one decision per entity per run + two publications
+    assert report.anchors_checked == 2
+    assert (report.head_seq, report.head_hash) == scenario.day2.audit_head
+
+
+def test_monitoring_is_stored_with_the_run(scenario: Scenario) -> None:
+    payloads = monitoring_payloads(scenario.engine)
+    assert set(payloads) == {"drift", "transitions", "fairness", "profile"}
+    drift = payloads["drift"]
+    assert drift["reference"] == "training" and drift["table"]
+    assert {row["status"] for row in drift["table"]} <= {"ok", "flag", "alert"}
+    assert any(row["variable"] == "score" for row in drift["table"])
+    transitions = payloads["transitions"]
+    assert transitions["previous_run_id"] == scenario.day1.run_id
+    assert transitions["changes"] == scenario.day2.class_changes
+    total = sum(sum(v for k, v in row.items() if k != "previous")
+                for row in transitions["matrix"])
+    assert total == scenario.day2.n_entities
+    assert payloads["fairness"]["table"] and "flags" in payloads["fairness"]
+    assert scenario.day2.stage_seconds["explain"] > 0 and "features" in scenario.day2.stage_seconds
+
+
+# --------------------------------------------------------------------------- SQLite only
+
+
+@pytest.fixture
+def sqlite_settings(home: Path, tmp_path: Path) -> Settings:
+    return settings_for(home, f"sqlite:///{tmp_path / 'results.db'}")
+
+
+def test_a_new_model_version_re_explains_everyone_and_drifts_against_the_last_run(
+        tmp_path: Path) -> None:
+    from training.registry import configure_mlflow, get_version_by_alias, set_alias
+
+    own = champion_home(tmp_path / "home")  # the alias moves: a private registry
+    settings = settings_for(own, f"sqlite:///{tmp_path / 'results.db'}")
+    first = run_nightly(settings, AS_OF, progress=False, chunk_size=CHUNK)
+    configure_mlflow(own)
+    assert get_version_by_alias("enterprise-credit-risk", "champion") == "1"
+    set_alias("enterprise-credit-risk", "champion", "2")
+    second = run_nightly(settings, DAY_2, progress=False, chunk_size=CHUNK)
+    assert second.model_version == "2" and second.reused == 0
+    assert second.drift["reference"] == f"previous_run:{first.run_id}"
+    assert any("previous run" in note for note in second.notes)
+
+
+def test_source_is_ingested_once_and_new_records_are_re_explained(
+        tmp_path: Path, sqlite_settings: Settings) -> None:
+    from features.snapshot import current_snapshot, load_snapshot
+
+    snapshot_dir = current_snapshot(sqlite_settings.snapshots)
+    source = tmp_path / "source"
+    source.mkdir()
+    tables = load_snapshot(snapshot_dir)
+    for name, frame in tables.items():
+        frame.to_parquet(source / f"{name}.parquet", index=False)
+    first = run_nightly(sqlite_settings, AS_OF, source=source, progress=False, chunk_size=CHUNK)
+    assert first.ingest is not None and first.ingest["status"] == "ingested"
+    again = run_nightly(sqlite_settings, AS_OF, source=source, progress=False, chunk_size=CHUNK)
+    assert again.status == "already_complete"
+
+    # 2 % of enterprises get a complaint known before the as-of date
+    events = tables["enterprise_events"]
+    complaints = events[events["event_type"] == "complaint"]
+    scored = scores_frame(open_store(sqlite_settings.database_url), first.run_id)
+    chosen = scored.index[:: 50]
+    template = complaints.iloc[[0] * len(chosen)].reset_index(drop=True)
+    template["uscc"] = list(chosen)
+    template["event_id"] = [f"NEW{i:06d}" for i in range(len(chosen))]
+    template["occurred_date"] = AS_OF - pd.Timedelta(days=5)
+    template["known_date"] = AS_OF - pd.Timedelta(days=3)
+    pd.concat([events, template], ignore_index=True).to_parquet(
+        source / "enterprise_events.parquet", index=False)
+    second = run_nightly(sqlite_settings, AS_OF, source=source, progress=False, chunk_size=CHUNK)
+    assert second.ingest is not None and second.ingest["status"] == "ingested"
+    assert second.run_id != first.run_id and second.status == "complete"
+    engine = open_store(sqlite_settings.database_url)
+    now = scores_frame(engine, second.run_id)
+    changed_inputs = now["input_hash"] != scored["input_hash"].reindex(now.index)
+    assert 0 < second.explained <= int(changed_inputs.sum()) < len(now) // 10
+    assert not now.loc[~changed_inputs, "explained"].any()
+
+
+def test_operator_mistakes_are_one_clear_line(sqlite_settings: Settings, tmp_path: Path
+                                              ) -> None:
+    from typer.testing import CliRunner
+
+    from serving.cli_ops import nightly
+    from serving.scoring import ServingError
+
+    empty_home = settings_for(tmp_path / "empty", f"sqlite:///{tmp_path / 'x.db'}")
+    with pytest.raises(ServingError, match="no snapshot yet"):
+        run_nightly(empty_home, AS_OF, progress=False)
+    import typer
+
+    app = typer.Typer()
+    app.command()(nightly)
+    result = CliRunner().invoke(app, ["--as-of", "not-a-date", "--home", str(tmp_path)])
+    assert result.exit_code == 2 and "invalid date" in result.output
+    result = CliRunner().invoke(app, ["--as-of", "2026-10-01", "--home", str(tmp_path / "e")],
+                                env={"RISKMATRIX_DB_URL": f"sqlite:///{tmp_path / 'y.db'}"})
+    assert result.exit_code == 2 and "no snapshot yet" in result.output
+    assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------- explanation keys
+
+
+def _bits(values: np.ndarray) -> bytes:
+    return struct.pack(f"<{values.size}d", *np.asarray(values, dtype=np.float64).ravel())
+
+
+def test_equal_split_codes_give_bit_identical_shap_and_a_crossed_split_changes_the_code(
+) -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 4))
+    X[:, 1] = np.round(X[:, 1])  # many exact zeros
+    X[rng.random(X.shape) < 0.15] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + 0.5 * np.nan_to_num(X[:, 1]) + rng.normal(size=3000) > 0)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "max_depth": 4,
+                         "min_data_in_leaf": 20, "zero_as_missing": False},
+                        lgb.Dataset(X, y.astype(int)), num_boost_round=40)
+    codes = split_codes(booster, X)
+    assert codes is not None
+    # Move every value to another point of its own bin: same code, same side of every split.
+    moved = X.copy()
+    cuts = {}
+    stack = [t["tree_structure"] for t in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" in node:
+            cuts.setdefault(node["split_feature"], set()).add(node["threshold"])
+            stack += [node["left_child"], node["right_child"]]
+    for column, found in cuts.items():
+        edges = np.array(sorted(found))
+        values = X[:, column]
+        present = ~np.isnan(values) & (np.abs(values) > ZERO_BAND)
+        position = np.searchsorted(edges, values[present], side="left")
+        tops = np.append(edges, edges[-1] + 10.0)
+        bottoms = np.insert(edges, 0, edges[0] - 10.0)
+        inside = np.where(np.abs(tops) > ZERO_BAND, tops, (tops + bottoms) / 2)  # not 0-band
+        moved[present, column] = inside[position]
+    codes_moved = split_codes(booster, moved)
+    assert codes_moved is not None and np.array_equal(codes, codes_moved)
+    assert not np.array_equal(np.nan_to_num(moved), np.nan_to_num(X))
+    assert _bits(booster.predict(X, pred_contrib=True)) == _bits(
+        booster.predict(moved, pred_contrib=True))
+    # Values in LightGBM's zero band are read as 0: same code, same contributions.
+    tiny = moved.copy()
+    tiny[tiny == 0.0] = 5e-36
+    assert (moved == 0.0).any()
+    assert np.array_equal(split_codes(booster, tiny), codes)
+    assert _bits(booster.predict(tiny, pred_contrib=True)) == _bits(
+        booster.predict(moved, pred_contrib=True))
+    # Crossing one split changes the code of that entity only.
+    edges = np.array(sorted(cuts[0]))
+    row = int(np.flatnonzero(~np.isnan(X[:, 0]) & (np.abs(X[:, 0]) > ZERO_BAND))[0])
+    crossed = moved.copy()
+    in_first_bin = np.searchsorted(edges, moved[row, 0], side="left") == 0
+    crossed[row, 0] = edges[-1] + 1.0 if in_first_bin else edges[0] - 1.0
+    changed = split_codes(booster, crossed)
+    assert changed is not None
+    assert (changed != codes).any(axis=1).tolist().count(True) == 1
+
+
+def test_explanation_keys_fall_back_to_input_hashes_for_categorical_splits() -> None:
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"a": rng.integers(0, 5, 500).astype(float), "b": rng.normal(size=500)})
+    y = (X["a"].isin([1, 3]) ^ (rng.random(500) < 0.1)).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 5},
+                        lgb.Dataset(X, y, categorical_feature=["a"]), num_boost_round=10)
+    hashes = pd.Series([f"h{i}" for i in range(len(X))], index=X.index)
+    keys = explanation_keys(booster, X, ["a", "b"], hashes)
+    assert keys.tolist() == hashes.tolist()
+
