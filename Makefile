@@ -23,8 +23,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Throughput benchmarks (never pass/fail); see each module's --help for the 1,000,000 sizes.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.bench_simulate --enterprises 100000
+	$(BIN)/python -m bench.bench_ingest --enterprises 100000 --events 500000
+	$(BIN)/python -m bench.bench_features --size district
+	$(BIN)/python -m bench.bench_explain --rows 20000
+	$(BIN)/python -m bench.bench_training
 
 clean:
 	rm -rf $(VENV) var

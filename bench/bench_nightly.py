@@ -37,6 +37,7 @@ import pandas as pd
 AS_OF = pd.Timestamp("2026-10-01")
 NEW_RECORD_SHARE = 0.02
 MAX_TRAIN_ROWS = 200_000
+STEPS = ("prepare", "night1", "bare", "night2")
 
 
 def _peak_rss_mb() -> float:
@@ -167,8 +168,10 @@ def add_new_records(source: Path, target: Path, share: float, day: pd.Timestamp,
     template = events[events["event_type"] == "complaint"].iloc[[0] * len(chosen)].copy()
     template["uscc"] = chosen.to_numpy()
     template["event_id"] = [f"BENCH{i:09d}" for i in range(len(chosen))]
-    template["occurred_date"] = day - pd.Timedelta(days=3)
-    template["known_date"] = day - pd.Timedelta(days=2)
+    for column, days_before in (("occurred_date", 3), ("known_date", 2)):
+        stamp = day - pd.Timedelta(days=days_before)
+        as_dates = pd.api.types.is_datetime64_any_dtype(events[column])
+        template[column] = stamp if as_dates else stamp.strftime("%Y-%m-%d")
     pd.concat([events, template], ignore_index=True).to_parquet(
         target / "enterprise_events.parquet", index=False)
     return len(chosen)
@@ -223,7 +226,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--chunk-size", type=int, default=50_000)
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--step", choices=["prepare", "night1", "bare", "night2"], default=None)
+    parser.add_argument("--step", choices=STEPS, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--only", default=",".join(STEPS),
+                        help="comma-separated steps to run (default: all)")
     args = parser.parse_args()
     if args.workdir is None:
         args.workdir = Path(f"/tmp/riskmatrix-bench-nightly-{args.enterprises}")
@@ -248,8 +253,9 @@ def main() -> None:
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    results = {step: _run_step(args, step) for step in ("prepare", "night1", "bare", "night2")}
-    text = report(results)
+    steps = [s for s in STEPS if s in args.only.split(",")]
+    results = {step: _run_step(args, step) for step in steps}
+    text = report(results) if set(results) == set(STEPS) else json.dumps(results, indent=1)
     (workdir / "report.txt").write_text(text + "\n", encoding="utf-8")
     print(text)
 

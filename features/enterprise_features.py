@@ -177,6 +177,8 @@ def enterprise_feature_catalogue(
         _info("annual_reports_late_3y", "dynamic", "近3个到期年度逾期(6月30日后)报送年报数",
               "annual reports filed late (after 30 June) in the last 3 due years", 1,
               ("年", "years")),
+        _info("days_since_report_deadline", "dynamic", "距最近一次年报截止日(6月30日)天数",
+              "days since the latest annual-report deadline (30 June)", 0, _UNIT_DAYS),
         _info("tax_grade_rank", "dynamic", "最新纳税信用等级 (A=0, B=1, C=2, D=3)",
               "latest tax credit grade (A=0, B=1, C=2, D=3)", 1),
         _info("tax_grade_m", "dynamic", "最新纳税信用等级为M (新设或无收入)",
@@ -497,11 +499,17 @@ def _annual_report_features(
         if due_year == last_due:
             missing_last_due = (owed & ~filed).astype(np.int64)
     filed_last_year = _count(reports.owner[year == as_of.year - 1], n) > 0
+    # Where the as-of date sits in the yearly filing cycle: right after 30 June, a missing report
+    # means an abnormal listing within weeks; in spring it means much less. Without it one model
+    # cannot serve every month of the year (calibration drifts with the season).
+    latest_deadline = pd.Timestamp(last_due + 1, ANNUAL_REPORT_DUE_MONTH, ANNUAL_REPORT_DUE_DAY)
+    days_since_deadline = np.full(n, float((as_of - latest_deadline).days))
     return {
         "annual_report_filed_last_year": filed_last_year.astype(np.int64),
         "annual_report_missing_last_due": missing_last_due,
         "annual_reports_missing_3y": missing,
         "annual_reports_late_3y": late,
+        "days_since_report_deadline": days_since_deadline,
     }
 
 

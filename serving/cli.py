@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from serving.cli_campaign import campaign_app, simulate_policy
+from serving.cli_project import backtest_project, matrix, train_project
 from serving.cli_triggers import triggers_app
 from serving.settings import Settings, load_settings
 
@@ -36,11 +37,13 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from features.ingest import IngestError
     from serving.campaign_store import CampaignStoreError
     from serving.case_store import CaseStoreError
+    from serving.cli_project import ProjectCliError
     from serving.scoring import ServingError
     from supervision.campaigns import CampaignError
 
     types: list[type[BaseException]] = [
         UserError, IngestError, ServingError, CaseStoreError, CampaignStoreError, CampaignError,
+        ProjectCliError,
     ]
     try:
         from supervision.policy import PolicyError
@@ -131,6 +134,9 @@ app.add_typer(backtest_app, name="backtest")
 app.add_typer(triggers_app, name="triggers")
 app.add_typer(campaign_app, name="campaign")
 app.command("simulate-policy")(simulate_policy)
+train_app.command("project")(train_project)
+backtest_app.command("project")(backtest_project)
+app.command("matrix")(matrix)
 
 TruthOption = Annotated[
     Path | None,
@@ -269,6 +275,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="随机种子 / random seed")] = 7,
 ) -> None:
     """端到端演示 / run the whole job end to end on the embedded defaults."""
+    from serving.cli_project import demo_matrix
+
     settings = _settings(home)
     source = settings.sources / f"demo-{enterprises}-{seed}"
     typer.echo(f"== 1. 模拟辖区 / simulate a district -> {source}")
@@ -279,6 +287,8 @@ def demo(
     train_enterprise(home=settings.home, truth=source / "truth", folds=4)
     typer.echo("\n== 4. 解释风险最高的企业 / explain the riskiest enterprise")
     _explain_riskiest(settings)
+    typer.echo("\n== 5. 工程风险矩阵 / construction risk matrix")
+    demo_matrix(settings, source / "truth")
     typer.echo(f"\n完成 / done. 运行目录 / runtime home: {settings.home}")
 
 

@@ -30,11 +30,12 @@ from serving.settings import Settings, load_settings
 REGISTERED_NAME = "riskmatrix-project"
 EXPERIMENT = "riskmatrix-project"
 CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"
 # The label window is a modelling choice the `matrix:` policy section does not carry yet; it is
 # read from `matrix.management.label_window_days` as soon as the policy defines it.
 DEFAULT_LABEL_WINDOW_DAYS = 90
 MODEL_ROW = "management_model"
-FAIRNESS_GROUPS: tuple[str, ...] = ("ownership_type", "street")
+FAIRNESS_GROUPS: tuple[str, ...] = ("ownership_type",)
 
 HomeOption = Annotated[
     Path | None,
@@ -48,6 +49,10 @@ TruthOption = Annotated[
 TestMonthsOption = Annotated[
     int, typer.Option("--test-months", help="回测月数 (每6个月重训) / months in the backtest "
                       "test period (refit every 6 months)")
+]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", help="LightGBM 线程数 (默认: 引擎默认) / LightGBM "
+                             "threads (default: the engine's)")
 ]
 AsOfOption = Annotated[
     str | None,
@@ -70,9 +75,14 @@ class ProjectCliError(Exception):
 
 @dataclass(frozen=True)
 class ProjectRunOptions:
-    """How `train project` / `backtest project` run; `classifier_params` None = engine default."""
+    """How `train project` / `backtest project` run; None keeps the engine's default.
+
+    `threads` sets LightGBM's n_jobs alone (on a busy machine one thread is often faster);
+    `classifier_params` replaces the engine's classifier parameters wholesale.
+    """
 
     test_months: int = 12
+    threads: int | None = None
     classifier_params: Mapping[str, Any] | None = None
 
 
@@ -98,10 +108,10 @@ def parse_as_of(text: str | None) -> pd.Timestamp | None:
     if text is None:
         return None
     try:
-        stamp = pd.Timestamp(text)
+        stamp: pd.Timestamp | None = pd.Timestamp(text)
     except (ValueError, TypeError):
-        stamp = pd.NaT
-    if pd.isna(stamp):
+        stamp = None
+    if stamp is None or pd.isna(stamp):
         raise ProjectCliError(
             f"--as-of 不是有效日期 (应为 YYYY-MM-DD): {text!r} / --as-of is not a valid date "
             f"(use YYYY-MM-DD): {text!r}"
@@ -130,12 +140,16 @@ def training_config(policy: Any, options: ProjectRunOptions) -> Any:
     from training.project_backtest import ProjectTrainingConfig
 
     config = ProjectTrainingConfig(label_window_days=label_window_days(policy))
-    if options.classifier_params is not None:
-        config = replace(config, classifier_params=dict(options.classifier_params))
-    return config
+    params = dict(config.classifier_params if options.classifier_params is None
+                  else options.classifier_params)
+    if options.threads is not None:
+        if options.threads < 1:
+            raise ProjectCliError("--threads 至少为 1 / --threads must be at least 1")
+        params["n_jobs"] = options.threads
+    return replace(config, classifier_params=params)
 
 
-def test_start(snapshot: Mapping[str, pd.DataFrame], test_months: int) -> pd.Timestamp:
+def backtest_start(snapshot: Mapping[str, pd.DataFrame], test_months: int) -> pd.Timestamp:
     """First month of a test period of `test_months` ending with the last inspected month."""
     if test_months < 1:
         raise ProjectCliError("--test-months 至少为 1 / --test-months must be at least 1")
@@ -156,7 +170,7 @@ def backtest_config(
     return ProjectBacktestConfig(
         training=training_config(policy, options),
         capacities=capacities,
-        test_start=test_start(snapshot, options.test_months),
+        test_start=backtest_start(snapshot, options.test_months),
         replay_capacities=(None, *capacities),
         top_reasons_k=matrix_section(policy).management.top_reasons,
     )
@@ -185,12 +199,13 @@ def run_backtest(context: Any, truth: Path | None, options: ProjectRunOptions) -
 def contractor_fairness(
     scored: pd.DataFrame, snapshot: Mapping[str, pd.DataFrame], matrix_rules: Any, policy: Any
 ) -> pd.DataFrame:
-    """Do management grades weigh on sites because of who builds them or where?
+    """Do management grades weigh on sites because of who builds them?
 
-    One row per tested site-month: the M grade its probability gets, the general
-    contractor's ownership type (as `ownership_type`, so the enterprise gate reads it) and
-    the street; M4 is the "top class", M3–M4 the "upper classes", a recorded inspection the
-    burden and its finding the hit. Band and reference groups come from the policy.
+    One row per tested site-month: the M grade its probability gets and the general
+    contractor's ownership type (as `ownership_type`, so the enterprise gate reads it); M4 is
+    the "top class", M3–M4 the "upper classes", a recorded inspection the burden and its
+    finding the hit. Band and reference groups come from the policy. Streets are left out:
+    with a few sites per street every ratio is noise.
     """
     from models.matrix import MANAGEMENT_GRADES, management_grades
     from training.fairness import fairness_report
@@ -204,14 +219,11 @@ def contractor_fairness(
         index=contractors["project_id"].astype(str).to_numpy(),
     )
     by_project = by_project[~by_project.index.duplicated(keep="first")]
-    streets = snapshot["projects"].set_index(snapshot["projects"]["project_id"].astype(str))[
-        "street"]
     ids = scored["project_id"].astype(str).to_numpy()
     label = scored["label"].to_numpy(dtype=float)
     frame = pd.DataFrame({
         "grade": management_grades(scored["probability"], matrix_rules.management_cutoffs),
         "ownership_type": by_project.reindex(ids).to_numpy(dtype=object),
-        "street": streets.reindex(ids).to_numpy(dtype=object),
         "inspected": (~np.isnan(label)).astype(int),
         "hit": label,
     })
@@ -318,16 +330,17 @@ def train_and_register_project(
                               str(registered.run_id), decision, time.perf_counter() - started)
 
 
-def project_champion(settings: Settings) -> tuple[Any, str]:
-    """The champion management model and its version; a clear error when there is none."""
+def project_model(settings: Settings, alias: str = CHAMPION_ALIAS) -> tuple[Any, str]:
+    """The management model behind `alias` and its version; a clear error when unset."""
     from training.registry import configure_mlflow, get_version_by_alias, load_model
 
     configure_mlflow(settings.home, settings.mlflow_uri)
-    version = get_version_by_alias(REGISTERED_NAME, CHAMPION_ALIAS)
+    version = get_version_by_alias(REGISTERED_NAME, alias)
     if version is None:
         raise ProjectCliError(
-            f"模型 {REGISTERED_NAME} 还没有冠军版本, 请先运行 riskmatrix train project / no "
-            f"champion for {REGISTERED_NAME}: run `riskmatrix train project` first"
+            f"模型 {REGISTERED_NAME} 还没有{'冠军' if alias == CHAMPION_ALIAS else alias}版本, "
+            f"请先运行 riskmatrix train project / no {alias} for {REGISTERED_NAME}: run "
+            "`riskmatrix train project` first"
         )
     return load_model(REGISTERED_NAME, version), version
 
@@ -346,6 +359,7 @@ class MatrixView:
     due: pd.DataFrame
     names: pd.Series
     model_version: str
+    model_alias: str
     policy_version: str
     policy_hash: str
     matrix_version: str
@@ -353,16 +367,22 @@ class MatrixView:
     matrix_rules: Any
 
 
-def matrix_view(settings: Settings, as_of: pd.Timestamp | None) -> MatrixView:
-    """Grade every project under construction on `as_of` with the champion, and rank what
-    is due (default date: the day after the data ends)."""
+def matrix_view(
+    settings: Settings, as_of: pd.Timestamp | None, alias: str = CHAMPION_ALIAS
+) -> MatrixView:
+    """Grade every project under construction on `as_of` with the model behind `alias`, and
+    rank what is due (default date: the day after the data ends)."""
+    from features.project_features import project_state
     from models.matrix import placements_on
     from serving.scoring import load_context
     from supervision.schedule import due_list
 
     context = load_context(settings, as_of)
     section = matrix_section(context.policy)
-    model, version = project_champion(settings)
+    if project_state(context.snapshot, context.as_of).empty:
+        day = context.as_of.date()
+        raise ProjectCliError(f"{day} 没有在建项目 / no project is under construction on {day}")
+    model, version = project_model(settings, alias)
     placements = placements_on(
         context.snapshot, context.as_of, model, section.risk_source_rules(),
         section.matrix_rules(), top_reasons_k=section.management.top_reasons,
@@ -373,9 +393,10 @@ def matrix_view(settings: Settings, as_of: pd.Timestamp | None) -> MatrixView:
                       index=projects["project_id"].astype(str).to_numpy())
     return MatrixView(
         as_of=context.as_of, placements=placements, due=due_list(placements, context.as_of),
-        names=names, model_version=version, policy_version=context.policy.version,
-        policy_hash=context.policy.content_hash, matrix_version=section.version,
-        snapshot_id=context.snapshot_id, matrix_rules=section.matrix_rules(),
+        names=names, model_version=version, model_alias=alias,
+        policy_version=context.policy.version, policy_hash=context.policy.content_hash,
+        matrix_version=section.version, snapshot_id=context.snapshot_id,
+        matrix_rules=section.matrix_rules(),
     )
 
 
@@ -453,7 +474,8 @@ def format_due_list(due: pd.DataFrame, names: pd.Series, top: int) -> str:
             _date_text(row["next_due_date"]), str(row["days_overdue"]),
             f"{float(row['probability']):.3f}",
         ])
-        reasons.append(f"  {row['rank']}. {project}: {row['reasons']}")
+        reasons.append(f"  {row['rank']}. {project} {names.get(project, '')}")
+        reasons += [f"       {part}" for part in str(row["reasons"]).split(" | ")]
     table = render_fixed_width(headers, body, [True, False, False, False, False, False, False,
                                                True, False, False, True, True])
     return "\n".join([table, "", "原因 / reasons:", *reasons])
@@ -465,7 +487,8 @@ def format_view(view: MatrixView, top: int) -> str:
     shown = len(view.due) if top <= 0 else min(top, len(view.due))
     lines = [
         f"基准日 / as of: {view.as_of.date()}   快照 / snapshot: {view.snapshot_id}",
-        f"模型 / model: {REGISTERED_NAME} v{view.model_version}   策略 / policy: "
+        f"模型 / model: {REGISTERED_NAME} v{view.model_version} ({view.model_alias})   "
+        f"策略 / policy: "
         f"{view.policy_version} ({view.policy_hash[:12]}), 矩阵 / matrix {view.matrix_version}",
         f"在建项目 / projects under construction: {len(view.placements)}",
         "",
@@ -534,10 +557,14 @@ def backtest_document(result: Any, policy: Any) -> dict[str, Any]:
 
 
 def train_project(
-    home: HomeOption = None, truth: TruthOption = None, test_months: TestMonthsOption = 12
+    home: HomeOption = None,
+    truth: TruthOption = None,
+    test_months: TestMonthsOption = 12,
+    threads: ThreadsOption = None,
 ) -> None:
     """训练工程管理风险模型并登记 / backtest, train, register and gate the project model."""
-    _train(load_settings(home), truth, ProjectRunOptions(test_months=test_months))
+    _train(load_settings(home), truth, ProjectRunOptions(test_months=test_months,
+                                                         threads=threads))
 
 
 def _train(settings: Settings, truth: Path | None, options: ProjectRunOptions) -> None:
@@ -556,9 +583,9 @@ def training_text(run: ProjectTrainingRun) -> str:
     lines = [
         format_project_backtest(run.backtest),
         "",
-        f"公平性审查 (施工总承包单位所有制, 街道) / fairness audit (general contractor's "
-        f"ownership, street): {len(flagged)} 项超出区间 / flagged (门槛只看所有制 / the gate "
-        f"reads ownership type: {run.fairness_flags})",
+        f"公平性审查 (施工总承包单位所有制, 按项目月) / fairness audit (general contractor's "
+        f"ownership, per site-month): {len(flagged)} 项超出区间 / flagged (门槛只看 M3–M4 "
+        f"占比 / the gate reads the M3–M4 share: {run.fairness_flags})",
     ]
     if len(flagged):
         lines.append(format_fairness(flagged))
@@ -580,6 +607,7 @@ def backtest_project(
     truth: TruthOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="机器可读输出 / JSON output")] = False,
     test_months: TestMonthsOption = 12,
+    threads: ThreadsOption = None,
 ) -> None:
     """工程管理风险模型与矩阵排期回测 / backtest the management model and matrix scheduling."""
     from serving.scoring import load_context
@@ -588,7 +616,8 @@ def backtest_project(
     settings = load_settings(home)
     context = load_context(settings)
     started = time.perf_counter()
-    result = run_backtest(context, truth, ProjectRunOptions(test_months=test_months))
+    result = run_backtest(context, truth, ProjectRunOptions(test_months=test_months,
+                                                            threads=threads))
     if as_json:
         typer.echo(json.dumps(backtest_document(result, context.policy), ensure_ascii=False,
                               indent=1))
@@ -602,16 +631,27 @@ def matrix(as_of: AsOfOption = None, home: HomeOption = None, top: TopOption = 2
     _show_matrix(load_settings(home), parse_as_of(as_of), top)
 
 
-def _show_matrix(settings: Settings, as_of: pd.Timestamp | None, top: int) -> None:
-    typer.echo(format_view(matrix_view(settings, as_of), top))
+def _show_matrix(settings: Settings, as_of: pd.Timestamp | None, top: int,
+                 alias: str = CHAMPION_ALIAS) -> None:
+    typer.echo(format_view(matrix_view(settings, as_of, alias), top))
 
 
 def demo_matrix(settings: Settings, truth_dir: Path | None) -> None:
     """The demo's matrix step: train when no champion exists, then the matrix for the day
-    after the data ends with the top 10 due projects."""
+    after the data ends with the top 10 due projects.
+
+    When the promotion gate refuses the freshly trained model, the demo still shows the
+    matrix, with that challenger and a warning, so the walkthrough does not stop there.
+    """
     from training.registry import configure_mlflow, get_version_by_alias
 
     configure_mlflow(settings.home, settings.mlflow_uri)
     if get_version_by_alias(REGISTERED_NAME, CHAMPION_ALIAS) is None:
         _train(settings, truth_dir, ProjectRunOptions())
-    _show_matrix(settings, None, top=10)
+    alias = CHAMPION_ALIAS
+    if get_version_by_alias(REGISTERED_NAME, CHAMPION_ALIAS) is None:
+        alias = CHALLENGER_ALIAS
+        typer.echo("注意: 模型未通过晋升门槛, 以下矩阵使用挑战者模型, 仅供演示 / note: the model "
+                   "did not pass the promotion gate; the matrix below uses the challenger, for "
+                   "demonstration only")
+    _show_matrix(settings, None, top=10, alias=alias)

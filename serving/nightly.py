@@ -88,6 +88,7 @@ from serving.store import (
     enterprise_score,
     enterprise_scores,
     get_run,
+    insert_rows,
     json_ready,
     latest_complete_run,
     latest_reusable_run,
@@ -721,9 +722,8 @@ def _publish_chunks(job: _Job, run: RunRecord, progress: bool,
         writing = time.perf_counter()
         score_rows, reason_rows, entries = _chunk_rows(run, scored)
         with job.engine.begin() as connection:
-            connection.execute(enterprise_scores.insert(), score_rows)
-            if reason_rows:
-                connection.execute(reasons.insert(), reason_rows)
+            insert_rows(connection, enterprise_scores, score_rows)
+            insert_rows(connection, reasons, reason_rows)
             append_entries(connection, entries)
             seconds = {**scored.seconds, "read": read, "write": time.perf_counter() - writing}
             connection.execute(run_chunks.insert().values(

@@ -362,6 +362,24 @@ def json_ready(value: Any) -> Any:
     return _json_ready(value)
 
 
+def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """One executemany INSERT of plain rows (text, numbers, booleans, None).
+
+    On SQLite the rows go to the driver as tuples: SQLAlchemy's per-row parameter processing
+    would otherwise double the cost of writing a nightly chunk. Other dialects use Core
+    (psycopg batches the rows into multi-row VALUES).
+    """
+    if not rows:
+        return
+    if connection.dialect.name != "sqlite":
+        connection.execute(table.insert(), list(rows))
+        return
+    columns = list(rows[0])
+    statement = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                 f"VALUES ({', '.join('?' * len(columns))})")
+    connection.exec_driver_sql(statement, [tuple(row[c] for c in columns) for row in rows])
+
+
 # --------------------------------------------------------------------------- runs
 
 

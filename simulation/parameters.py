@@ -144,7 +144,10 @@ class CampaignDesign:
 
 def _default_campaigns() -> tuple[CampaignDesign, ...]:
     return (
-        CampaignDesign("market", 3, 0.04, class_ratios=(0.015, 0.04, 0.10, 0.30)),
+        # The district has drawn market checks by (crude) class since its 2022 plan took effect,
+        # so every simulated market campaign is class-driven (uniform_years=0).
+        CampaignDesign("market", 3, 0.04, class_ratios=(0.015, 0.04, 0.10, 0.30),
+                       uniform_years=0),
         CampaignDesign("tax", 4, 0.02, exclude_individual=True),
         CampaignDesign("environment", 5, 0.04, frame_sections=("C", "H")),
         CampaignDesign("safety", 4, 0.03, frame_sections=("C", "E", "G", "F")),
