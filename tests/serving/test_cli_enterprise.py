@@ -52,7 +52,7 @@ def test_train_registers_a_champion_and_explain_uses_it(trained_home: tuple[Path
     plot = home / "waterfall.png"
     explained = invoke("explain", str(active), "--home", str(home), "--plot", str(plot))
     assert str(active) in explained
-    assert "enterprise-credit-risk v1" in explained and "haizhu-2022.1" in explained
+    assert "enterprise-credit-risk v1" in explained and "haizhu-2022.2" in explained
     assert plot.stat().st_size > 0
 
 
