@@ -37,6 +37,8 @@ class FeatureInfo:
     `direction` is the monotone constraint the model must respect: +1 when more of it can
     never lower risk (e.g. penalties), -1 when more can never raise it, 0 when unconstrained.
     `model_input` is False for attributes kept only for audit (e.g. ownership type).
+    `reason` is False for context the model needs but that is the same for every entity on a
+    date (e.g. where the date falls in the yearly filing cycle): never a reason for one firm.
     """
 
     name: str
@@ -47,6 +49,7 @@ class FeatureInfo:
     model_input: bool = True
     unit_zh: str = ""
     unit_en: str = ""
+    reason: bool = True
 
 
 def model_inputs(catalogue: dict[str, FeatureInfo]) -> list[str]:

@@ -121,8 +121,9 @@ def _info(
     direction: Literal[-1, 0, 1] = 0,
     unit: tuple[str, str] = ("", ""),
     model_input: bool = True,
+    reason: bool = True,
 ) -> FeatureInfo:
-    return FeatureInfo(name, group, zh, en, direction, model_input, unit[0], unit[1])
+    return FeatureInfo(name, group, zh, en, direction, model_input, unit[0], unit[1], reason)
 
 
 def _windowed(
@@ -178,7 +179,8 @@ def enterprise_feature_catalogue(
               "annual reports filed late (after 30 June) in the last 3 due years", 1,
               ("年", "years")),
         _info("days_since_report_deadline", "dynamic", "距最近一次年报截止日(6月30日)天数",
-              "days since the latest annual-report deadline (30 June)", 0, _UNIT_DAYS),
+              "days since the latest annual-report deadline (30 June)", 0, _UNIT_DAYS,
+              reason=False),
         _info("tax_grade_rank", "dynamic", "最新纳税信用等级 (A=0, B=1, C=2, D=3)",
               "latest tax credit grade (A=0, B=1, C=2, D=3)", 1),
         _info("tax_grade_m", "dynamic", "最新纳税信用等级为M (新设或无收入)",

@@ -156,11 +156,12 @@ def top_reasons(
             "order) / 贡献值与特征表的索引不一致"
         )
     features = [str(c) for c in contributions.columns if c != BIAS_COLUMN]
-    if not features:
-        raise ValueError("contributions have no feature columns / 贡献值表没有特征列")
     unknown = [f for f in features if f not in catalogue]
     if unknown:
         raise ValueError(f"features missing from the catalogue / 特征目录中缺少: {unknown}")
+    features = [f for f in features if catalogue[f].reason]
+    if not features:
+        raise ValueError("contributions have no feature columns / 贡献值表没有特征列")
     infos = [catalogue[f] for f in features]
     check_catalogue_labels({info.name: info for info in infos})
 

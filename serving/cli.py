@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 
 from serving.cli_campaign import campaign_app, simulate_policy
@@ -289,7 +290,36 @@ def demo(
     _explain_riskiest(settings)
     typer.echo("\n== 5. 工程风险矩阵 / construction risk matrix")
     demo_matrix(settings, source / "truth")
+    typer.echo("\n== 6. 触发式监管: 今日案件 / trigger-based supervision: today's cases")
+    _demo_command("triggers", "--home", str(settings.home), "--show", "3")
+    typer.echo("\n== 7. 双随机抽查: 计划、抽取、验证 / a random-inspection campaign, verified")
+    _demo_campaign(settings)
     typer.echo(f"\n完成 / done. 运行目录 / runtime home: {settings.home}")
+
+
+def _demo_command(*args: str) -> None:
+    """Run one of the CLI's own commands, exactly as a user would type it."""
+    try:
+        code = app(list(args), standalone_mode=False)
+    except SystemExit as stop:
+        code = stop.code
+    if code not in (None, 0):
+        raise UserError(f"演示步骤失败 / demo step failed: riskmatrix {' '.join(args)}")
+
+
+def _demo_campaign(settings: Settings) -> None:
+    """Plan, draw and verify one market campaign for the quarter after the data ends."""
+    from serving.campaign_store import CampaignStore
+    from serving.scoring import load_context
+
+    start = load_context(settings).as_of
+    home = ["--home", str(settings.home)]
+    _demo_command("campaign", "plan", "--department", "market", "--items",
+                  "SC-GS-01;SC-GS-02", "--period-start", f"{start:%Y-%m-%d}", "--period-end",
+                  f"{start + pd.DateOffset(months=3) - pd.Timedelta(days=1):%Y-%m-%d}", *home)
+    campaign_id = CampaignStore(settings.campaigns).campaign_ids()[-1]
+    _demo_command("campaign", "draw", campaign_id, *home)
+    _demo_command("campaign", "verify", campaign_id, *home)
 
 
 def _explain_riskiest(settings: Settings) -> None:

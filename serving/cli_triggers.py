@@ -48,6 +48,11 @@ WithoutClassesOption = Annotated[
                  "model's classes (class-drop rules cannot fire)"),
 ]
 TOLERANCE_LABEL = "包容期 / tolerance period"
+ShowOption = Annotated[
+    int | None,
+    typer.Option("--show", help="最多显示案件数, 严重的在前 / show at most N cases, most severe "
+                 "first (default: all)"),
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,7 +370,7 @@ def _day(value: Any) -> str:
     return "-" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d")
 
 
-def format_run(report: RunReport) -> str:
+def format_run(report: RunReport, show: int | None = None) -> str:
     """Today's cases with their evidence, the cool-down suppressions and the counts."""
     p = report.provenance
     classes = p.get("classes") or "无 / none (分类下降规则未评估 / class-drop rules not evaluated)"
@@ -386,11 +391,24 @@ def format_run(report: RunReport) -> str:
                  f"{len(report.updated):,}   {OUTCOMES['suppressed_cooldown']}: "
                  f"{len(report.suppressed):,}")
     opened = set(report.opened)
-    for case in _records(report.cases):
+    shown = _records(report.cases)
+    if show is not None and len(shown) > show:
+        # Most severe first, so a shortened list keeps what an inspector must see first.
+        order = {"serious": 0, "general": 1, "minor": 2}
+        shown = sorted(shown, key=lambda c: (order.get(str(c.get("severity")), 3),
+                                             str(c["case_id"])))
+        hidden, shown = len(shown) - show, shown[:show]
+    else:
+        hidden = 0
+    for case in shown:
         outcome = "opened" if case["case_id"] in opened else "updated"
         lines.append("")
         lines.extend(format_case(case, report.policy, report.names, outcome=outcome,
                                  day=report.as_of))
+    if hidden:
+        lines.append("")
+        lines.append(f"另有 {hidden} 件, 见 riskmatrix triggers cases / {hidden} more: "
+                     "see `riskmatrix triggers cases`")
     if len(report.suppressed):
         lines.append("")
         lines.append(f"{OUTCOMES['suppressed_cooldown']} (近期已办结案件处理过同一规则 / a "
@@ -576,12 +594,13 @@ def build_triggers_app(
         group_home = (ctx.obj or {}).get("home") if isinstance(ctx.obj, dict) else None
         return load_settings(home or group_home)
 
-    def run(settings: Settings, as_of: str | None, without_classes: bool) -> None:
+    def run(settings: Settings, as_of: str | None, without_classes: bool,
+            show: int | None = None) -> None:
         with user_errors():
             report = run_triggers(settings, as_of,
                                   class_provider=None if without_classes else class_provider,
                                   now=clock())
-        typer.echo(format_run(report))
+        typer.echo(format_run(report, show))
 
     @app.callback(invoke_without_command=True)
     def main(
@@ -589,11 +608,12 @@ def build_triggers_app(
         as_of: AsOfOption = None,
         home: HomeOption = None,
         without_classes: WithoutClassesOption = False,
+        show: ShowOption = None,
     ) -> None:
         """运行触发规则并列出今日案件 / run the triggers for a date and show today's cases."""
         ctx.obj = {"home": home}
         if ctx.invoked_subcommand is None:
-            run(load_settings(home), as_of, without_classes)
+            run(load_settings(home), as_of, without_classes, show)
 
     @app.command("run")
     def run_command(
@@ -601,9 +621,10 @@ def build_triggers_app(
         as_of: AsOfOption = None,
         home: HomeOption = None,
         without_classes: WithoutClassesOption = False,
+        show: ShowOption = None,
     ) -> None:
         """运行触发规则 (同不带子命令) / run the triggers (same as no subcommand)."""
-        run(settings_for(ctx, home), as_of, without_classes)
+        run(settings_for(ctx, home), as_of, without_classes, show)
 
     @app.command()
     def cases(

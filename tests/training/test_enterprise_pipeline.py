@@ -88,5 +88,8 @@ def test_scores_are_explained_additively_and_classed_by_policy(data: EnterpriseD
     assert (scores.loc[listed, "class"] == "D").all()
     assert set(scores["class"]) <= {"A", "B", "C", "D"}
     assert (scores["top_reasons_zh"] != "").all()
+    # Context that is the same for every firm on a date is never one firm's reason.
+    assert "days_since_report_deadline" in model.feature_names_
+    assert "days_since_report_deadline" not in set(population.reasons["feature"].astype(str))
     again = score_population(model, X, POLICY.feature_catalogue(), class_rules(POLICY))
     pd.testing.assert_frame_equal(again.scores, scores)
