@@ -308,7 +308,7 @@ def _demo_command(*args: str) -> None:
 
 
 def _demo_campaign(settings: Settings) -> None:
-    """Plan, draw and verify one market campaign for the quarter after the data ends."""
+    """Plan, draw, verify, staff and merge one market campaign for the next quarter."""
     from serving.campaign_store import CampaignStore
     from serving.scoring import load_context
 
@@ -320,6 +320,10 @@ def _demo_campaign(settings: Settings) -> None:
     campaign_id = CampaignStore(settings.campaigns).campaign_ids()[-1]
     _demo_command("campaign", "draw", campaign_id, *home)
     _demo_command("campaign", "verify", campaign_id, *home)
+    _demo_command("campaign", "assign", campaign_id, *home)
+    _demo_command("campaign", "visits", *home)
+    typer.echo(f"检查清单 / ranked lists: riskmatrix campaign lists {campaign_id}; 结果与公示 / "
+               f"results and publication: riskmatrix campaign results|publish {campaign_id}")
 
 
 def _explain_riskiest(settings: Settings) -> None:
