@@ -16,6 +16,7 @@ import pandas as pd
 import typer
 
 from serving.cli_campaign import campaign_app, simulate_policy
+from serving.cli_ops import register as register_operations
 from serving.cli_project import backtest_project, matrix, train_project
 from serving.cli_triggers import triggers_app
 from serving.settings import Settings, load_settings
@@ -135,6 +136,7 @@ app.add_typer(backtest_app, name="backtest")
 app.add_typer(triggers_app, name="triggers")
 app.add_typer(campaign_app, name="campaign")
 app.command("simulate-policy")(simulate_policy)
+register_operations(app)
 train_app.command("project")(train_project)
 backtest_app.command("project")(backtest_project)
 app.command("matrix")(matrix)
@@ -277,6 +279,7 @@ def demo(
 ) -> None:
     """端到端演示 / run the whole job end to end on the embedded defaults."""
     from serving.cli_project import demo_matrix
+    from serving.scoring import load_context
 
     settings = _settings(home)
     source = settings.sources / f"demo-{enterprises}-{seed}"
@@ -294,6 +297,10 @@ def demo(
     _demo_command("triggers", "--home", str(settings.home), "--show", "3")
     typer.echo("\n== 7. 双随机抽查: 计划、抽取、验证 / a random-inspection campaign, verified")
     _demo_campaign(settings)
+    typer.echo("\n== 8. 夜间批处理与审计链 / nightly batch and the audit chain")
+    as_of = load_context(settings).as_of
+    _demo_command("nightly", "--as-of", f"{as_of:%Y-%m-%d}", "--home", str(settings.home))
+    _demo_command("audit", "verify", "--home", str(settings.home))
     typer.echo(f"\n完成 / done. 运行目录 / runtime home: {settings.home}")
 
 

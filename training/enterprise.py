@@ -558,6 +558,19 @@ def fairness_gate_flags(report: pd.DataFrame) -> int:
     return int(rows["flagged_metrics"].str.contains(FAIRNESS_GATE_METRIC, regex=False).sum())
 
 
+def _log_drift_reference(
+    run_id: str, model: CalibratedRiskModel, X_train: pd.DataFrame, names: list[str], bins: int
+) -> None:
+    """Store the training population's profile with the run: the nightly job's PSI reference."""
+    from mlflow.tracking import MlflowClient
+
+    from training.monitoring import REFERENCE_ARTIFACT, reference_json, training_reference
+
+    probability = model.predict_proba(X_train)[:, 1]
+    reference = training_reference(X_train[names], names, probability, bins=bins)
+    MlflowClient().log_text(run_id, reference_json(reference), REFERENCE_ARTIFACT)
+
+
 @dataclass
 class TrainingRun:
     """What `riskmatrix train enterprise` produced: evidence, model, registry decision."""
@@ -702,6 +715,8 @@ def train_and_register(
         registered_name=REGISTERED_NAME,
         metrics=metrics,
     )
+    _log_drift_reference(registered.run_id, model, data.stacked(fold.train_as_ofs)[0], names,
+                         policy.evaluation.calibration_bins)
     champion_version = registry.get_version_by_alias(REGISTERED_NAME, "champion")
     champion_metrics = (
         registry.version_metrics(REGISTERED_NAME, champion_version)
