@@ -65,10 +65,12 @@ from supervision.draw import (
     seed_sha256,
     verify_draw,
 )
+from supervision.estimates import outcome_units, problem_rate_estimates
 from supervision.publication import (
     publication_deadlines,
     publishable_results,
     record_results,
+    results_as_inspections,
     to_csv_text,
     to_json_text,
 )
@@ -923,3 +925,88 @@ def publish(
     })
     return PublishRecord(campaign.file(EXPORT_CSV), campaign.file(EXPORT_JSON), len(public),
                          pending, deadlines)
+
+
+# --------------------------------------------------------------------------------------------
+# After the campaign: problem-rate estimates and labels flowing back to training
+# --------------------------------------------------------------------------------------------
+
+
+def campaigns_with_results(store: CampaignStore, campaign_id: str | None) -> list[Campaign]:
+    """The named campaign (which must have recorded results), or every campaign that has some."""
+    if campaign_id is not None:
+        campaign = store.campaign(campaign_id)
+        campaign.require("results")
+        return [campaign]
+    chosen = [c for c in store.campaigns() if c.done("results")]
+    if not chosen:
+        raise CampaignStoreError(f"还没有录入检查结果的抽查任务 / no campaign with recorded "
+                                 f"results in {store.root}")
+    return chosen
+
+
+def own_results(campaign: Campaign) -> pd.DataFrame:
+    """The campaign's recorded items, without a joint visit's items of other campaigns
+    (those are counted, with their own probabilities, under their own campaign)."""
+    results = campaign.results()
+    return results.loc[results["campaign_id"].astype(str) == campaign.campaign_id].reset_index(
+        drop=True)
+
+
+def stratum_populations(campaign: Campaign) -> pd.DataFrame:
+    """N_h per stratum from the draw evidence (exact, not recovered from rounded π)."""
+    strata = pd.DataFrame([s.model_dump() for s in campaign.evidence().strata])
+    return strata.assign(campaign_id=campaign.campaign_id)[
+        ["campaign_id", "stratum", "population"]]
+
+
+def campaign_estimates(campaigns: Sequence[Campaign]) -> pd.DataFrame:
+    """Hájek/HT problem rate per class and overall, pooled over `campaigns` (strata keyed by
+    campaign × stratum), at the campaigns' policy confidence level; plus the effective sample
+    size rate(1 − rate) / SE² (the n a simple random sample would need for the same precision;
+    missing where the rate is 0 or 1 or the domain was a census).
+
+    Problem outcomes and the confidence level come from each campaign's frozen policy; pooling
+    campaigns whose policies disagree on either would mix definitions, so it is refused.
+    """
+    policies = [c.policy() for c in campaigns]
+    confidences = {p.confidence_level for p in policies}
+    definitions = {tuple(sorted(p.publication.problem_outcomes)) for p in policies}
+    if len(confidences) > 1 or len(definitions) > 1:
+        raise CampaignStoreError("抽查任务的置信水平或问题定义不一致, 不能合并估计 / the "
+                                 "campaigns' confidence levels or problem outcomes differ; "
+                                 "estimate them one by one")
+    units = pd.concat([outcome_units(own_results(c), policies[0].publication.problem_outcomes)
+                       for c in campaigns], ignore_index=True)
+    if units.empty:
+        names = ", ".join(c.campaign_id for c in campaigns)
+        raise CampaignStoreError(f"抽查任务 {names} 没有完整录入结果的企业 / no drawn firm "
+                                 f"with all outcomes recorded in {names}")
+    strata = pd.concat([stratum_populations(c) for c in campaigns], ignore_index=True)
+    classes = [k for k in policies[0].classes if k in set(units["class"].astype(str))]
+    table = problem_rate_estimates(units, policies[0].confidence_level, strata=strata,
+                                   domains=classes)
+    variance = table["std_error"].astype(float) ** 2
+    rate = table["estimate"].astype(float)
+    effective = (rate * (1 - rate) / variance).where((variance > 0) & (rate > 0) & (rate < 1))
+    return table.assign(effective_sample_size=effective,
+                        confidence=policies[0].confidence_level)
+
+
+def inspections_export(campaigns: Sequence[Campaign], known_date: dt.date) -> pd.DataFrame:
+    """Recorded results as contract `inspections` rows, exactly the contract's columns.
+
+    Dropped into a district's next ingest directory they carry `source=random_draw` and the
+    inclusion probability, so the next training run can weight these labels by 1 / π.
+    """
+    results = pd.concat([own_results(c) for c in campaigns], ignore_index=True)
+    if results["outcome"].notna().sum() == 0:
+        names = ", ".join(c.campaign_id for c in campaigns)
+        raise CampaignStoreError(f"抽查任务 {names} 没有已录入的检查结果 / no outcome recorded "
+                                 f"in {names}")
+    rows = results_as_inspections(results, known_date)
+    columns = list(TABLES["inspections"].column_names)
+    for column in columns:
+        if column not in rows.columns:
+            rows[column] = pd.NA
+    return rows[columns].reset_index(drop=True)

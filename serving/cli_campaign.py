@@ -11,6 +11,7 @@ fails verification exits with code 1.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -247,6 +248,42 @@ def _basis(code: str) -> str:
 
 def _table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False) if len(frame) else "  (无 / none)"
+
+
+def _one_or_all(campaign_id: str | None, all_campaigns: bool) -> str | None:
+    """The campaign named on the command line, or None for `--all` (exactly one is needed)."""
+    if (campaign_id is None) == (not all_campaigns):
+        raise CampaignStoreError("需要抽查任务编号或 --all (二选一) / give a campaign id or "
+                                 "--all (exactly one)")
+    return campaign_id
+
+
+def _json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows with NaN as null (JSON has no NaN)."""
+    return [{str(k): (None if isinstance(v, float) and pd.isna(v) else v)
+             for k, v in row.items()}
+            for row in table.to_dict(orient="records")]
+
+
+def format_estimates(table: pd.DataFrame, campaign_ids: Sequence[str]) -> str:
+    """The estimates table with bilingual headers (confidence from the campaigns' policy)."""
+    level = f"{100 * float(table['confidence'].iloc[0]):g}%"
+    shown = pd.DataFrame({
+        "分类 class": table["domain"].map(lambda d: "总体 overall" if d == "overall" else d),
+        "问题率 rate": table["estimate"].map(_pct),
+        f"{level}置信区间 CI": [f"[{_pct(lo)}, {_pct(hi)}]"
+                             for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)],
+        "已检查 n inspected": table["sampled"],
+        "有效样本量 n_eff": table["effective_sample_size"].map(
+            lambda v: "-" if pd.isna(v) else f"{float(v):.1f}"),
+        "估计户数 N̂": table["population_estimate"].map(lambda v: f"{float(v):.0f}"),
+    })
+    return "\n".join([
+        f"问题发生率估计 (Horvitz–Thompson/Hájek, 按入样概率加权) / problem-rate estimates "
+        f"weighted by inclusion probability: {', '.join(campaign_ids)}",
+        shown.to_string(index=False),
+        "仅计入所有事项均已录入的企业 / only firms with every item recorded are counted",
+    ])
 
 
 def build_spec(
@@ -683,6 +720,55 @@ def build_campaign_app(
                 status = store_ops.deadline_status(campaign, clock().date())
                 for line in _deadline_lines(status, days):
                     typer.echo(line)
+
+    @app.command()
+    def estimates(
+        campaign_id: Annotated[str | None, typer.Argument(
+            help="抽查任务编号 / campaign id")] = None,
+        all_campaigns: Annotated[bool, typer.Option(
+            "--all", help="所有已录入结果的任务 (合并估计) / every campaign with results, pooled")
+        ] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="输出 JSON / JSON output")] = False,
+        home: HomeOption = None,
+    ) -> None:
+        """按分类估计问题发生率 (HT) / Horvitz–Thompson problem rates per class and overall."""
+        with user_errors():
+            _, store = context(home)
+            campaigns = store_ops.campaigns_with_results(store, _one_or_all(campaign_id,
+                                                                            all_campaigns))
+            table = store_ops.campaign_estimates(campaigns)
+            names = [c.campaign_id for c in campaigns]
+            if as_json:
+                typer.echo(json.dumps({"campaigns": names,
+                                       "estimates": _json_records(table)},
+                                      ensure_ascii=False, indent=1))
+                return
+            typer.echo(format_estimates(table, names))
+
+    @app.command("export-inspections")
+    def export_inspections(
+        out: Annotated[Path, typer.Option("--out", help="输出 CSV / output CSV file")],
+        campaign_id: Annotated[str | None, typer.Argument(
+            help="抽查任务编号 / campaign id")] = None,
+        all_campaigns: Annotated[bool, typer.Option(
+            "--all", help="所有已录入结果的任务 / every campaign with results")] = False,
+        known_date: Annotated[str | None, typer.Option(
+            help="数据获知日期 / known_date of the rows, YYYY-MM-DD (default: today)")] = None,
+        home: HomeOption = None,
+    ) -> None:
+        """导出为 inspections 源表 (回流训练) / results as contract `inspections` rows."""
+        with user_errors():
+            _, store = context(home)
+            campaigns = store_ops.campaigns_with_results(store, _one_or_all(campaign_id,
+                                                                            all_campaigns))
+            known = (_date(known_date, "--known-date") if known_date is not None
+                     else clock().date())
+            rows = store_ops.inspections_export(campaigns, known)
+            store_ops.atomic_write(out, store_ops.csv_bytes(rows))
+            typer.echo(f"已写入 / written: {out} ({len(rows)} 行检查 / inspection rows, "
+                       f"source=random_draw, known_date {known})")
+            typer.echo("放入下次导入目录命名为 inspections.csv, 标签按 1/入样概率 加权 / put it in "
+                       "the next ingest directory as inspections.csv; labels carry 1/π weights")
 
     return app
 
