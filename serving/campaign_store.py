@@ -33,13 +33,11 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import hashlib
 import io
 import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +46,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from features.contract import INSPECTION_OUTCOMES, LIST_SEPARATOR, TABLES
+from serving.files import PUBLIC_MODE, atomic_write
 from supervision.assignment import assign_inspectors, workload
 from supervision.campaigns import CampaignSpec, SamplingFrame, plan_campaign, spec_from_json
 from supervision.draw import (
@@ -92,7 +91,6 @@ EXPORT_CSV = "exports/results.csv"
 EXPORT_JSON = "exports/results.json"
 LOG = "log.jsonl"
 
-PUBLIC_MODE = 0o644
 SECRET_MODE = 0o600
 
 # The steps in order; the file whose presence marks each step done; bilingual names.
@@ -149,25 +147,6 @@ def _en(step: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def atomic_write(path: Path, data: bytes, mode: int = PUBLIC_MODE) -> str:
-    """Write `data` to `path` via a temporary sibling and `os.replace`; returns its sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return sha256_bytes(data)
 
 
 def csv_bytes(frame: pd.DataFrame, bom: bool = False) -> bytes:

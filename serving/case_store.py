@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from serving.files import atomic_write
 from serving.settings import Settings
 from supervision.triggers import CASE_COLUMNS, CASE_STATUSES, close_cases, empty_case_book
 
@@ -113,20 +112,6 @@ def _iso_day(value: Any) -> str | None:
 # --- files -------------------------------------------------------------------------------
 
 
-def atomic_write(path: Path, data: bytes) -> str:
-    """Write `data` via a temporary sibling and `os.replace`; returns its sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return hashlib.sha256(data).hexdigest()
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
