@@ -41,8 +41,8 @@ from features.contract import (
     PROJECT_USES,
     QUALIFICATION_GRADES,
     STRUCTURES,
-    TABLES,
 )
+from features.enterprise_features import as_of_timestamp, snapshot_table
 
 RECENT_DAYS = 365  # "recent" window of counts (feature definition, part of the names)
 ENTERPRISE_RECORD_DAYS = 1095  # participants' penalties and other-project accidents
@@ -211,27 +211,6 @@ PROJECT_FEATURES: dict[str, FeatureInfo] = project_feature_catalogue()
 # --------------------------------------------------------------------------------------------
 
 
-def _as_of_timestamp(as_of: date | pd.Timestamp | str) -> pd.Timestamp:
-    stamp = pd.Timestamp(as_of)
-    if stamp.tzinfo is not None:
-        raise ValueError(f"as_of 必须是无时区日期 / as_of must be a naive date, got {as_of!r}")
-    return stamp.normalize()
-
-
-def _table(snapshot: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
-    """A snapshot table, or an empty one with the contract's columns when absent."""
-    contract = TABLES[name]
-    frame = snapshot.get(name)
-    if frame is None:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in contract.column_names})
-    missing = [c for c in contract.column_names if c not in frame.columns]
-    if missing:
-        raise KeyError(
-            f"快照表 {name} 缺少列 {missing} / snapshot table {name} lacks columns {missing}"
-        )
-    return frame
-
-
 def _dates(column: pd.Series) -> pd.Series:
     return pd.to_datetime(column).astype("datetime64[ns]")
 
@@ -288,8 +267,8 @@ def active_projects(
 
     Sorted by project_id; duplicate project ids are an error (the contract keys on them).
     """
-    stamp = _as_of_timestamp(as_of)
-    projects = _table(snapshot, "projects")
+    stamp = as_of_timestamp(as_of)
+    projects = snapshot_table(snapshot, "projects")
     if projects["project_id"].isna().any() or projects["project_id"].duplicated().any():
         raise ValueError("项目编号缺失或重复 / projects.project_id has missing or duplicate ids")
     permit = _dates(projects["permit_date"])
@@ -328,10 +307,10 @@ def project_state(
     Columns `STATE_COLUMNS`: permit attributes as typed in the snapshot, plus `stage` (from
     stage-change events known before `as_of`), `stage_known` and `dangerous_works_active`.
     """
-    stamp = _as_of_timestamp(as_of)
+    stamp = as_of_timestamp(as_of)
     projects = active_projects(snapshot, stamp)
     index = pd.Index(projects["project_id"], name="project_id")
-    events = _known(_table(snapshot, "project_events"), "occurred_date", stamp)
+    events = _known(snapshot_table(snapshot, "project_events"), "occurred_date", stamp)
     stage, stage_known = _stage_on(events, index, stamp)
     state = projects.assign(
         stage=stage.to_numpy(),
@@ -347,8 +326,8 @@ def last_inspection_dates(
 ) -> pd.Series:
     """project_id → date of the last inspection visit before `as_of` (the visit itself is the
     regulator's own act, so it counts from its date even before its result is recorded)."""
-    stamp = _as_of_timestamp(as_of)
-    inspections = _table(snapshot, "project_inspections")
+    stamp = as_of_timestamp(as_of)
+    inspections = snapshot_table(snapshot, "project_inspections")
     visited = _dates(inspections["inspection_date"])
     past = inspections.loc[(visited < stamp).to_numpy(dtype=bool, na_value=False)]
     last = past.assign(inspection_date=_dates(past["inspection_date"])).groupby(
@@ -398,7 +377,7 @@ def _inspection_records(
     snapshot: Mapping[str, pd.DataFrame], stamp: pd.Timestamp
 ) -> pd.DataFrame:
     """Inspection results known before `as_of`, with problems and age in days."""
-    known = _known(_table(snapshot, "project_inspections"), "inspection_date", stamp)
+    known = _known(snapshot_table(snapshot, "project_inspections"), "inspection_date", stamp)
     defects = known["defects_found"].astype("Float64").fillna(0).to_numpy(dtype=float)
     hazards = known["hazards_found"].astype("Float64").fillna(0).to_numpy(dtype=float)
     return pd.DataFrame({
@@ -491,7 +470,7 @@ def _participant_features(
     stamp: pd.Timestamp,
 ) -> dict[str, np.ndarray]:
     record_days = ENTERPRISE_RECORD_DAYS
-    participants = _table(snapshot, "project_participants")
+    participants = snapshot_table(snapshot, "project_participants")
     links = pd.DataFrame({
         "project_id": participants["project_id"].astype(str).to_numpy(),
         "uscc": participants["uscc"].astype(str).to_numpy(),
@@ -536,7 +515,7 @@ def _participant_features(
         other_accidents=mine["accidents_all"] - mine["accidents"],
     )
 
-    enterprise_events = _table(snapshot, "enterprise_events")
+    enterprise_events = snapshot_table(snapshot, "enterprise_events")
     penalty_rows = (enterprise_events["event_type"] == "penalty").to_numpy(
         dtype=bool, na_value=False) & enterprise_events["uscc"].isin(
         mine["uscc"].unique()).to_numpy(dtype=bool, na_value=False)
@@ -596,11 +575,11 @@ def build_project_features(
     be the enterprise model's output for the same `as_of`; without it the participants'
     probability and class columns are NaN and the model leans on their records.
     """
-    stamp = _as_of_timestamp(as_of)
+    stamp = as_of_timestamp(as_of)
     state = project_state(snapshot, stamp)
     index = pd.Index(state["project_id"].astype(str), name="project_id")
     records = _inspection_records(snapshot, stamp)
-    raw_events = _known(_table(snapshot, "project_events"), "occurred_date", stamp)
+    raw_events = _known(snapshot_table(snapshot, "project_events"), "occurred_date", stamp)
     events = pd.DataFrame({
         "project_id": raw_events["project_id"].astype(str).to_numpy(),
         "event_type": raw_events["event_type"].astype(str).to_numpy(),
