@@ -231,7 +231,7 @@ def explain(
     from serving.scoring import score_with_champion
 
     settings = _settings(home)
-    scores = score_with_champion(settings)
+    scores = score_with_champion(settings, entities=[enterprise_id])
     typer.echo(explanation_text(scores, enterprise_id, top))
     if plot is not None:
         _save_waterfall(scores, enterprise_id, plot)

@@ -88,13 +88,22 @@ def champion(settings: Settings, name: str = REGISTERED_NAME) -> tuple[Any, str]
 
 
 def score_with_champion(
-    settings: Settings, as_of: pd.Timestamp | None = None, previous: pd.Series | None = None
+    settings: Settings,
+    as_of: pd.Timestamp | None = None,
+    previous: pd.Series | None = None,
+    entities: list[str] | None = None,
 ) -> ChampionScores:
-    """Features of the current snapshot at `as_of`, scored and explained by the champion."""
+    """Features of the current snapshot at `as_of`, scored and explained by the champion.
+
+    Features are always built for the whole district (related-party features need it);
+    `entities` limits scoring and TreeSHAP, the costly part, to the firms asked about.
+    """
     context = load_context(settings, as_of)
     model, version = champion(settings)
     data = EnterpriseData(context.snapshot, context.policy)
     features = data.features(context.as_of)
+    if entities is not None:
+        features = features.loc[features.index.intersection(pd.Index(entities))]
     population = score_population(
         model, features, context.policy.feature_catalogue(), class_rules(context.policy),
         previous=previous,

@@ -245,6 +245,18 @@ def _params(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     return {**DEFAULT_LGBM_PARAMS, **dict(overrides or {})}
 
 
+def fit_lightgbm(
+    train: tuple[pd.DataFrame, pd.Series],
+    calibration: tuple[pd.DataFrame, pd.Series],
+    catalogue: Mapping[str, FeatureInfo],
+    *,
+    lgbm_params: Mapping[str, Any] | None = None,
+) -> CalibratedRiskModel:
+    """Monotone LightGBM on the training slices, calibrated on the later calibration slice."""
+    lgbm = RiskClassifier(dict(catalogue), model_inputs(dict(catalogue)), **_params(lgbm_params))
+    return CalibratedRiskModel(lgbm.fit(*train)).fit(*calibration)
+
+
 def fit_candidates(
     train: tuple[pd.DataFrame, pd.Series],
     calibration: tuple[pd.DataFrame, pd.Series],
@@ -255,15 +267,11 @@ def fit_candidates(
 ) -> dict[str, Any]:
     """LightGBM and the two baselines, each calibrated on the later calibration slice."""
     X_train, y_train = train
-    X_cal, y_cal = calibration
-    features = model_inputs(dict(catalogue))
-    lgbm = RiskClassifier(dict(catalogue), features, **_params(lgbm_params))
-    lgbm.fit(X_train, y_train)
-    logistic = LogisticBaseline(features=features).fit(X_train, y_train)
+    logistic = LogisticBaseline(features=model_inputs(dict(catalogue))).fit(X_train, y_train)
     return {
-        LGBM: CalibratedRiskModel(lgbm).fit(X_cal, y_cal),
-        LOGISTIC: CalibratedRiskModel(logistic).fit(X_cal, y_cal),
-        SCORECARD: PointScorecard(scorecard_rules(policy)).fit(X_cal, y_cal),
+        LGBM: fit_lightgbm(train, calibration, catalogue, lgbm_params=lgbm_params),
+        LOGISTIC: CalibratedRiskModel(logistic).fit(*calibration),
+        SCORECARD: PointScorecard(scorecard_rules(policy)).fit(*calibration),
     }
 
 
@@ -505,17 +513,24 @@ def fit_production_model(
     data: EnterpriseData, *, lgbm_params: Mapping[str, Any] | None = None
 ) -> tuple[CalibratedRiskModel, Fold]:
     """The model scoring uses: trained on every final label, calibrated on the latest slice."""
+    model, fold, _ = _fit_production(data, lgbm_params)
+    return model, fold
+
+
+def _fit_production(
+    data: EnterpriseData, lgbm_params: Mapping[str, Any] | None
+) -> tuple[CalibratedRiskModel, Fold, pd.DataFrame]:
+    """The production model, its fold and its training features (for the drift reference)."""
     policy = data.policy
     fold = training_fold(
         data_period(data.snapshot),
         window_months=policy.enterprise.label_window_months,
         grace_days=policy.enterprise.label_grace_days,
     )
-    catalogue = policy.feature_catalogue()
-    X_train, y_train = data.stacked(fold.train_as_ofs)
-    X_cal, y_cal = data.stacked(fold.calibration_as_ofs)
-    lgbm = RiskClassifier(catalogue, model_inputs(catalogue), **_params(lgbm_params))
-    return CalibratedRiskModel(lgbm.fit(X_train, y_train)).fit(X_cal, y_cal), fold
+    train = data.stacked(fold.train_as_ofs)
+    model = fit_lightgbm(train, data.stacked(fold.calibration_as_ofs),
+                         policy.feature_catalogue(), lgbm_params=lgbm_params)
+    return model, fold, train[0]
 
 
 def fairness_frame(
@@ -659,7 +674,7 @@ def train_and_register(
     metrics["fairness_flags_all"] = float(int(fairness["flag"].sum()))
 
     say("训练生产模型 / fitting the production model")
-    model, fold = fit_production_model(data, lgbm_params=lgbm_params)
+    model, fold, X_train = _fit_production(data, lgbm_params)
     X = data.features(fold.as_of)
     population = score_population(model, X, catalogue, class_rules(policy))
     importance = global_importance(population.contributions)
@@ -715,7 +730,7 @@ def train_and_register(
         registered_name=REGISTERED_NAME,
         metrics=metrics,
     )
-    _log_drift_reference(registered.run_id, model, data.stacked(fold.train_as_ofs)[0], names,
+    _log_drift_reference(registered.run_id, model, X_train, names,
                          policy.evaluation.calibration_bins)
     champion_version = registry.get_version_by_alias(REGISTERED_NAME, "champion")
     champion_metrics = (
