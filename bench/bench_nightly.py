@@ -2,12 +2,15 @@
 
     python -m bench.bench_nightly --enterprises 100000
     python -m bench.bench_nightly --enterprises 1000000 --workdir /tmp/bench-1m
+    python -m bench.bench_nightly --enterprises 1000000 --workdir /tmp/bench-1m \
+        --only night1,bare,night2   # reuse the prepared district and model
 
 Steps, each in its own process so each peak RSS is that step's alone:
 
 1. prepare — simulate the district (Parquet), ingest it into a scratch home, train a
-   LightGBM of the default shape (300 trees, depth 6) on one as-of date (up to 200,000 rows),
-   calibrate on a later one, register it as champion with its drift reference;
+   LightGBM of the production shape (`training.enterprise.DEFAULT_LGBM_PARAMS`, the policy's
+   label) on one as-of date (up to 200,000 rows), calibrate on a later one, register it as
+   champion with its drift reference;
 2. night 1 — `run_nightly(--as-of D, --source)`: ingest, features, scoring, TreeSHAP for
    every enterprise, reasons, audit records, monitoring, publication (SQLite store);
 3. bare — the same feature matrix through `booster.predict(raw_score=True)` and
@@ -64,7 +67,7 @@ def step_prepare(workdir: Path, enterprises: int, seed: int) -> dict[str, Any]:
     from simulation.district import DistrictConfig, simulate_district
     from simulation.io import write_district
     from supervision.policy import load_policy
-    from training.enterprise import EnterpriseData
+    from training.enterprise import DEFAULT_LGBM_PARAMS, EnterpriseData
     from training.monitoring import REFERENCE_ARTIFACT, reference_json, training_reference
     from training.registry import configure_mlflow, log_training_run, set_alias
 
@@ -95,7 +98,8 @@ def step_prepare(workdir: Path, enterprises: int, seed: int) -> dict[str, Any]:
     X_train, y_train = slice_at(pd.Timestamp("2025-01-01"))
     X_cal, y_cal = slice_at(pd.Timestamp("2025-07-01"))
     model = CalibratedRiskModel(
-        RiskClassifier(catalogue, inputs).fit(X_train, y_train)).fit(X_cal, y_cal)
+        RiskClassifier(catalogue, inputs, **DEFAULT_LGBM_PARAMS).fit(X_train, y_train)
+    ).fit(X_cal, y_cal)
     seconds["train"] = time.perf_counter() - started
 
     configure_mlflow(settings.home)
@@ -114,7 +118,8 @@ def step_prepare(workdir: Path, enterprises: int, seed: int) -> dict[str, Any]:
     # the nightly run ingests the source itself: start it from an empty snapshot root
     shutil.rmtree(settings.snapshots)
     return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(),
-            "trees": model.base.booster_.num_trees(), "features": len(inputs)}
+            "trees": model.base.booster_.num_trees(), "features": len(inputs),
+            "max_depth": model.base.max_depth, "num_leaves": model.base.num_leaves}
 
 
 def step_night(workdir: Path, day: pd.Timestamp, source: Path, chunk_size: int
@@ -200,7 +205,8 @@ def report(results: dict[str, dict[str, Any]]) -> str:
     ratio2 = night2["wall_seconds"] / night1["wall_seconds"]
     lines = [
         f"nightly benchmark, {n:,} enterprises scored "
-        f"({results['prepare']['trees']} trees, {results['prepare']['features']} features)",
+        f"({prepare['trees']} trees, depth ≤ {prepare.get('max_depth')}, "
+        f"≤ {prepare.get('num_leaves')} leaves, {prepare['features']} features)",
         f"  prepare: {prepared}, peak RSS {prepare['peak_rss_mb']:,.0f} MB",
         "  night 1 (everyone explained) seconds per stage: "
         + ", ".join(f"{k} {v:.1f}" for k, v in stages1.items()),
@@ -228,7 +234,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--step", choices=STEPS, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--only", default=",".join(STEPS),
-                        help="comma-separated steps to run (default: all)")
+                        help="comma-separated steps to run (default: all); without "
+                        "`prepare` the prepared --workdir is reused")
     args = parser.parse_args()
     if args.workdir is None:
         args.workdir = Path(f"/tmp/riskmatrix-bench-nightly-{args.enterprises}")
@@ -250,11 +257,19 @@ def main() -> None:
         (workdir / f"result-{args.step}.json").write_text(json.dumps(result), encoding="utf-8")
         return
 
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
     steps = [s for s in STEPS if s in args.only.split(",")]
+    if "prepare" in steps:
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True)
+    elif not (workdir / "result-prepare.json").exists():
+        parser.error(f"{workdir} holds no prepared district: include the prepare step "
+                     "/ 工作目录中没有已准备的数据，请包含 prepare 步骤")
+    # a prepared workdir is reused as is: without `prepare` only the later steps rerun
     results = {step: _run_step(args, step) for step in steps}
+    if "prepare" not in results:
+        results["prepare"] = json.loads(
+            (workdir / "result-prepare.json").read_text(encoding="utf-8"))
     text = report(results) if set(results) == set(STEPS) else json.dumps(results, indent=1)
     (workdir / "report.txt").write_text(text + "\n", encoding="utf-8")
     print(text)

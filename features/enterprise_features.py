@@ -240,6 +240,10 @@ def enterprise_feature_catalogue(
               "同一法定代表人有其他企业当前在严重违法失信名单中",
               "another enterprise of the legal representative is on the serious-dishonesty list",
               1, _UNIT_FLAG),
+        _info(f"legal_rep_other_inspection_problems_{longest}d", "related",
+              f"同一法定代表人的其他企业近{longest}天检查发现问题次数",
+              f"inspections finding a problem at the legal representative's other enterprises, "
+              f"last {longest} days", 1, _UNIT_COUNT),
         _info("address_other_enterprises", "related", "同一注册地址的其他存续企业数",
               "other existing enterprises at the same registered address", 0, _UNIT_COUNT),
         _info(f"address_other_abnormal_listings_{longest}d", "related",
@@ -250,12 +254,18 @@ def enterprise_feature_catalogue(
               f"同一注册地址的其他企业近{longest}天行政处罚次数",
               f"penalties of other enterprises at the same address, last {longest} days", 1,
               _UNIT_COUNT),
+        _info(f"address_other_inspection_problems_{longest}d", "related",
+              f"同一注册地址的其他企业近{longest}天检查发现问题次数",
+              f"inspections finding a problem at other enterprises at the same address, "
+              f"last {longest} days", 1, _UNIT_COUNT),
         # social 社会评价信息
         *_windowed("complaints", windows, "social", "近{w}天投诉举报次数",
                    "complaints and reports in the last {w} days", 1),
         _info("complaint_trend", "social", "投诉趋势 (近90天与此前275天年化次数之差)",
               "complaint trend (annualised rate, last 90 days minus the 275 days before)", 0,
               ("次/年", "per year")),
+        _info("days_since_last_complaint", "social", "距最近一次投诉举报天数",
+              "days since the latest complaint or report", -1, _UNIT_DAYS),
     ]
     for severity, label in SEVERITIES.items():
         zh, en = label.split(" / ")
@@ -658,9 +668,14 @@ def _related_features(
     ent: EnterpriseUniverse,
     by_kind: Mapping[str, _Records],
     lists: _ListStatus,
+    recent_problems: np.ndarray,
     longest: int,
 ) -> dict[str, np.ndarray]:
-    """Same legal representative / same registered address, over enterprises known by as_of."""
+    """Same legal representative / same registered address, over enterprises known by as_of.
+
+    Problems found at inspections of related enterprises reveal a shared risk (the same
+    manager, a registration-agent address) long before penalties or listings follow them.
+    """
     n = ent.n
     penalties = by_kind["penalty"]
     abnormal_in = by_kind["abnormal_list_in"]
@@ -686,12 +701,18 @@ def _related_features(
         "legal_rep_other_on_serious_dishonesty": (
             _others_in_group(rep, lists.serious_now, member) > 0
         ).astype(np.int64),
+        f"legal_rep_other_inspection_problems_{longest}d": _others_in_group(
+            rep, recent_problems, member
+        ),
         "address_other_enterprises": _others_in_group(address, existing, member),
         f"address_other_abnormal_listings_{longest}d": _others_in_group(
             address, recent_abnormal, member
         ),
         f"address_other_penalties_{longest}d": _others_in_group(
             address, recent_penalties, member
+        ),
+        f"address_other_inspection_problems_{longest}d": _others_in_group(
+            address, recent_problems, member
         ),
     }
 
@@ -711,6 +732,9 @@ def _social_features(
     out: dict[str, np.ndarray] = {
         **_window_counts("complaints", complaints.owner, complaints.age, windows, n),
         "complaint_trend": trend,
+        # An ongoing violation draws complaints month after month: the latest one dates it
+        # more finely than any window count.
+        "days_since_last_complaint": _group_min(complaints.owner, complaints.age, n),
     }
     for kind, stem in (("public_opinion", "public_opinion"), ("monitoring_hit", "monitoring_hits")):
         records = by_kind[kind]
@@ -814,19 +838,14 @@ def build_enterprise_features(
     }
     checks = _known_records(inspections, "inspection_date", ent.index, as_of_day)
     lists = _list_status(by_kind, n)
+    inspection_part = _inspection_features(inspections, checks, exempt_codes, windows, n)
+    recent_problems = inspection_part[f"inspection_problems_{windows[-1]}d"]
 
     columns: dict[str, pd.Series | np.ndarray] = {
         **_basic_features(ent, as_of_day, large_capital_10k_cny),
         **_dynamic_features(ent, events, by_kind, windows, stamp),
-        **_supervision_features(
-            events,
-            by_kind,
-            lists,
-            _inspection_features(inspections, checks, exempt_codes, windows, n),
-            windows,
-            n,
-        ),
-        **_related_features(ent, by_kind, lists, windows[-1]),
+        **_supervision_features(events, by_kind, lists, inspection_part, windows, n),
+        **_related_features(ent, by_kind, lists, recent_problems, windows[-1]),
         **_social_features(events, by_kind, windows, n),
         **_audit_columns(
             ent, lists, stamp, newly_established_months,

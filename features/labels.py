@@ -10,6 +10,12 @@ For each enterprise existing on `as_of` (same rule as the features), the label w
 
 Exempt minor lapses (轻微违法免处罚清单, first offence corrected in time) never label a firm.
 
+Which registry events label a firm is policy (`label_events`, `excluded_event_items`): a listing
+whose cause is only a filing lapse (an annual report not filed by 30 June, and the
+serious-dishonesty listing that follows three years of it) records paperwork, not a violation
+found, so a district may exclude those causes by their item code. The defaults are the
+original definition: every penalty, abnormal-list entry and serious-dishonesty listing counts.
+
 Timing (the triage-style rule that keeps training honest): a record counts when its
 occurred/inspection date lies in the window *and* the regulator knew it before
 `window_end + grace_days`. Results are typically published within 20 working days, so a small
@@ -24,12 +30,13 @@ found), so problem rates can be estimated by inverse-probability weighting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
+from features.contract import ENTERPRISE_EVENT_TYPES
 from features.enterprise_features import (
     as_of_timestamp,
     day_number,
@@ -99,6 +106,25 @@ def _in_window(
     return rows, owner, day[rows]
 
 
+def labelling_events(
+    events: pd.DataFrame,
+    label_events: Sequence[str],
+    excluded_event_items: Mapping[str, Collection[str]],
+) -> np.ndarray:
+    """Which event rows can label a firm: a labelling type whose item is not excluded."""
+    unknown = sorted((set(label_events) | set(excluded_event_items)) - set(ENTERPRISE_EVENT_TYPES))
+    if unknown:
+        raise ValueError(
+            f"标签事件类型不在数据契约中 / label event types not in the contract: {unknown}"
+        )
+    event_type = events["event_type"]
+    wanted = _flags(event_type.isin(list(label_events)))
+    item = events["item_code"]
+    for kind, items in excluded_event_items.items():
+        wanted = wanted & ~(_flags(event_type == kind) & _flags(item.isin(list(items))))
+    return wanted
+
+
 def _first_per_owner(
     owner: np.ndarray, day: np.ndarray, tiebreak: pd.Series
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -115,8 +141,13 @@ def build_enterprise_labels(
     window_months: int,
     exempt_codes: frozenset[str],
     grace_days: int = DEFAULT_LABEL_GRACE_DAYS,
+    label_events: Sequence[str] = LABEL_EVENT_TYPES,
+    excluded_event_items: Mapping[str, Collection[str]] | None = None,
 ) -> pd.DataFrame:
     """Labels for enterprises existing on `as_of`, indexed by `uscc` (sorted).
+
+    `label_events`: the enterprise-event types that label a firm; `excluded_event_items`:
+    per event type, the `item_code`s (e.g. listing causes) that do not.
 
     Columns: `label` (0/1), `label_source` ("<event_type>:<event_id>" or
     "inspection:<inspection_id>" of the earliest labelling record, NA when 0), `label_date`,
@@ -132,7 +163,7 @@ def build_enterprise_labels(
     n = ent.n
 
     bounds = (start_day, end_day, known_by)
-    labelling_type = _flags(events["event_type"].isin(list(LABEL_EVENT_TYPES)))
+    labelling_type = labelling_events(events, label_events, excluded_event_items or {})
     ev_rows, ev_owner, ev_day = _in_window(
         events, "occurred_date", ent.index, bounds, labelling_type
     )

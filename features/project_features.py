@@ -12,9 +12,15 @@ Two groups, as the domain model puts it:
 * **project** (工程项目): permit attributes, the stage reached (from `stage_change` events),
   pace against plan, whether a dangerous-works phase is under way, and the project's own
   record — inspections, defects and hazards found, accidents, overdue rectifications;
-* **participant** (参建单位): the credit-risk probability and class of the developer, general
-  contractor and supervising engineer (from an enterprise-scores frame, when given), their
+* **participant** (参建单位): the credit-risk points and class of the developer, general
+  contractor and supervising engineer (from a participant-credit frame, when given), their
   qualification grades, penalties, and the record of their *other* projects.
+
+The participant credit must mean the same thing in training and at serving. The registered
+enterprise champion cannot supply it for past as-of dates (it has seen later labels), so the
+callers pass the policy point scorecard computed point in time from the enterprise features
+of that very date (`training.project_backtest.participant_credit_at`): leak-free in the
+backtest, and identical at serving. Live champion classes are deliberately not used here.
 
 `project_state(snapshot, as_of)` returns the same projects with the raw attributes the
 risk-source rules test (`models.risk_source.RULE_INPUTS`), and `last_inspection_dates` the
@@ -97,10 +103,11 @@ def _info(
 def _participant_entries(role: str) -> list[FeatureInfo]:
     s, zh, en = _ROLE_SHORT[role], _ROLE_ZH[role], _ROLE_EN[role]
     return [
-        _info(f"{s}_probability", "participant", f"{zh}信用风险概率",
-              f"{en}'s credit-risk probability", 1),
-        _info(f"{s}_class_rank", "participant", f"{zh}信用风险分类 (A=0 … D=3)",
-              f"{en}'s credit-risk class (A=0 … D=3)", 1),
+        _info(f"{s}_credit_points", "participant", f"{zh}信用风险记分 (记分卡, 基准日)",
+              f"{en}'s credit-risk points (policy scorecard, as of the date)", 1,
+              ("分", "points")),
+        _info(f"{s}_class_rank", "participant", f"{zh}信用风险分类 (记分卡, A=0 … D=3)",
+              f"{en}'s credit-risk class (policy scorecard, A=0 … D=3)", 1),
     ]
 
 
@@ -173,8 +180,8 @@ def project_feature_catalogue() -> dict[str, FeatureInfo]:
               f"overdue rectifications in the last {recent} days", 1, _UNIT_COUNT),
         # participant 参建单位
         *[entry for role in PARTICIPANT_ROLES_SCORED for entry in _participant_entries(role)],
-        _info("participants_max_probability", "participant", "参建单位最高信用风险概率",
-              "highest credit-risk probability among participants", 1),
+        _info("participants_max_credit_points", "participant", "参建单位最高信用风险记分",
+              "highest credit-risk points among participants", 1, ("分", "points")),
         _info("contractor_qualification_rank", "participant",
               "施工总承包资质等级 (特级=0 … 三级=3)",
               "general contractor's qualification (special=0 … grade 3=3)", 1),
@@ -436,27 +443,26 @@ def _record_features(
     }
 
 
-def _scores_by_uscc(enterprise_scores: pd.DataFrame | None) -> pd.DataFrame:
-    """uscc → probability, class_rank from an enterprise-scores frame (index or column uscc;
-    class column `class` or `risk_class`)."""
-    if enterprise_scores is None:
-        return pd.DataFrame({"probability": pd.Series(dtype=float),
+def _credit_by_uscc(participant_credit: pd.DataFrame | None) -> pd.DataFrame:
+    """uscc → credit_points, class_rank from a participant-credit frame (uscc as index or
+    column; `credit_points`, optional `credit_class` A–D)."""
+    if participant_credit is None:
+        return pd.DataFrame({"credit_points": pd.Series(dtype=float),
                              "class_rank": pd.Series(dtype=float)})
-    scores = enterprise_scores
-    if "uscc" in scores.columns:
-        scores = scores.set_index("uscc")
-    class_column = next((c for c in ("class", "risk_class") if c in scores.columns), None)
-    if "probability" not in scores.columns:
+    credit = participant_credit
+    if "uscc" in credit.columns:
+        credit = credit.set_index("uscc")
+    if "credit_points" not in credit.columns:
         raise ValueError(
-            "企业评分表缺少 probability 列 / enterprise_scores lacks a probability column"
+            "参建单位信用表缺少 credit_points 列 / participant_credit lacks a credit_points column"
         )
     ranks = (
-        scores[class_column].astype(object).map(CLASS_RANK).to_numpy(dtype=float)
-        if class_column is not None else np.full(len(scores), np.nan)
+        credit["credit_class"].astype(object).map(CLASS_RANK).to_numpy(dtype=float)
+        if "credit_class" in credit.columns else np.full(len(credit), np.nan)
     )
     frame = pd.DataFrame(
-        {"probability": _floats(scores["probability"]), "class_rank": ranks},
-        index=scores.index.astype(str),
+        {"credit_points": _floats(credit["credit_points"]), "class_rank": ranks},
+        index=credit.index.astype(str),
     )
     return frame[~frame.index.duplicated(keep="last")]
 
@@ -466,7 +472,7 @@ def _participant_features(
     index: pd.Index,
     records: pd.DataFrame,
     events: pd.DataFrame,
-    enterprise_scores: pd.DataFrame | None,
+    participant_credit: pd.DataFrame | None,
     stamp: pd.Timestamp,
 ) -> dict[str, np.ndarray]:
     record_days = ENTERPRISE_RECORD_DAYS
@@ -478,8 +484,7 @@ def _participant_features(
         "qualification": _code(participants["qualification_grade"],
                                _CODES["qualification_grade"]),
     })
-    scores = _scores_by_uscc(enterprise_scores)
-    links = links.join(scores, on="uscc")
+    links = links.join(_credit_by_uscc(participant_credit), on="uscc")
     mine = links[links["project_id"].isin(index)]
 
     # Other projects' record, per enterprise: all its projects' counts minus this one's.
@@ -525,7 +530,7 @@ def _participant_features(
     penalty_counts = recent_penalties.groupby(recent_penalties["uscc"].astype(str)).size()
     mine = mine.assign(penalties=mine["uscc"].map(penalty_counts).fillna(0).to_numpy(float))
 
-    numeric = ["probability", "class_rank", "qualification", "penalties", "other_projects",
+    numeric = ["credit_points", "class_rank", "qualification", "penalties", "other_projects",
                "other_problem_share", "other_accidents"]
     by_role = {
         str(role): group.groupby("project_id")[numeric].max()
@@ -543,11 +548,11 @@ def _participant_features(
     columns: dict[str, np.ndarray] = {}
     for role in PARTICIPANT_ROLES_SCORED:
         short = _ROLE_SHORT[role]
-        columns[f"{short}_probability"] = role_max(role, "probability")
+        columns[f"{short}_credit_points"] = role_max(role, "credit_points")
         columns[f"{short}_class_rank"] = role_max(role, "class_rank")
     scored = mine[mine["role"].isin(PARTICIPANT_ROLES_SCORED)]
-    columns["participants_max_probability"] = scored.groupby("project_id")[
-        "probability"].max().reindex(index).to_numpy(dtype=float, na_value=np.nan)
+    columns["participants_max_credit_points"] = scored.groupby("project_id")[
+        "credit_points"].max().reindex(index).to_numpy(dtype=float, na_value=np.nan)
     columns["contractor_qualification_rank"] = role_max("general_contractor", "qualification")
     columns["supervisor_qualification_rank"] = role_max("supervisor", "qualification")
     columns["subcontractors"] = _count_by(mine[mine["role"] == "subcontractor"], index)
@@ -566,15 +571,20 @@ def build_project_features(
     snapshot: Mapping[str, pd.DataFrame],
     as_of: date | pd.Timestamp | str,
     *,
+    participant_credit: pd.DataFrame | None = None,
     enterprise_scores: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per project under construction on `as_of` (index `project_id`, sorted).
 
     Columns follow `PROJECT_FEATURES`, all float64 (NaN = unknown: never inspected, no
-    score, …). `enterprise_scores` (uscc as index or column, `probability`, `class`) should
-    be the enterprise model's output for the same `as_of`; without it the participants'
-    probability and class columns are NaN and the model leans on their records.
+    score, …). `participant_credit` (uscc as index or column, `credit_points`, optional
+    `credit_class`) must be known on `as_of` itself — the policy scorecard computed from that
+    date's enterprise features; without it the participants' points and class columns are
+    NaN and the model leans on their records. `enterprise_scores` is the former name of
+    `participant_credit`, kept for callers not yet migrated.
     """
+    if participant_credit is None:
+        participant_credit = enterprise_scores
     stamp = as_of_timestamp(as_of)
     state = project_state(snapshot, stamp)
     index = pd.Index(state["project_id"].astype(str), name="project_id")
@@ -590,7 +600,7 @@ def build_project_features(
         **_attribute_features(state, stamp),
         **_record_features(records[records["project_id"].isin(index)],
                            events[events["project_id"].isin(index)], index),
-        **_participant_features(snapshot, index, records, events, enterprise_scores, stamp),
+        **_participant_features(snapshot, index, records, events, participant_credit, stamp),
     }
     result = pd.DataFrame(
         {name: np.asarray(columns[name], dtype=float) for name in PROJECT_FEATURES},

@@ -434,16 +434,20 @@ def placements_on(
     matrix_rules: MatrixRules,
     *,
     top_reasons_k: int,
-    enterprise_scores: pd.DataFrame | None = None,
+    participant_credit: pd.DataFrame | None = None,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every project under construction on `as_of`, placed on the matrix with its reasons.
 
     Point in time throughout: state, features, events and last inspections are those known
-    before `as_of`. Feed the result to `supervision.schedule.due_list` for the working list.
+    before `as_of`. `participant_credit` must have the meaning the model was trained with
+    (see `features.project_features`); `features` may be passed when already built (with
+    that credit) for `as_of`. Feed the result to `supervision.schedule.due_list`.
     """
     stamp = pd.Timestamp(as_of).normalize()
     graded = grade_risk_source(project_state(snapshot, stamp), risk_rules)
-    features = build_project_features(snapshot, stamp, enterprise_scores=enterprise_scores)
+    if features is None:
+        features = build_project_features(snapshot, stamp, participant_credit=participant_credit)
     scores = management_scores(model, features, PROJECT_FEATURES, top_reasons_k)
     return place_projects(graded, scores, matrix_rules, snapshot["project_events"], stamp,
                           last_inspection_dates(snapshot, stamp))

@@ -15,9 +15,11 @@ deleted *tail* cannot be seen by the chain alone, so each published run stores t
 (seq, hash) it ended at and `verify_chain` checks those anchors; operators who copy the head
 printed by `riskmatrix audit verify` somewhere else can prove the whole history.
 
-Appends hold a lock on PostgreSQL (advisory, per transaction) so two writers never fork the
-chain; on SQLite the single writer is the nightly job and ``seq`` is the primary key, so a
-racing writer fails instead of forking.
+Every append takes the chain's write lock (`lock_chain`) before it reads the head, inside
+the caller's transaction: an advisory lock on PostgreSQL, the database write lock on SQLite.
+Writers in other connections or processes (the nightly job, the API's read trail, the CLI)
+queue instead of racing for the same ``seq``; ``seq`` is the primary key as a last guard, so
+a writer that skipped the lock would fail rather than fork the chain.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from serving.store import RUN_COMPLETE, audit_log, insert_rows, json_ready, runs
 GENESIS_HASH = "0" * 64
 DECISION = "decision"
 RUN_PUBLISHED = "run.published"
+# One record per project placed on the risk matrix and per trigger case a run opened or
+# updated (nightly stages after the enterprise decisions).
+PROJECT_GRADE = "project.grade"
+TRIGGER_CASE = "trigger.case"
 # Campaign actions the campaign engine records through `append_event`.
 CAMPAIGN_EVENTS = ("campaign.commitment", "campaign.draw", "campaign.assignment",
                    "campaign.publication")
@@ -113,10 +119,22 @@ class AuditRecord:
     hash: str
 
 
-def _lock_chain(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
+def lock_chain(connection: Connection) -> None:
+    """Hold the chain's write lock until the caller's transaction ends; call it before
+    reading the head, so no other writer can append between the read and the insert.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: the database write lock, taken
+    by a statement that writes nothing (the driver opens the transaction before it, and the
+    statement takes SQLite's RESERVED lock, waiting on `busy_timeout` for other writers) —
+    the same lock the API's audit writer takes with BEGIN IMMEDIATE. A transaction that has
+    already written holds it; taking it again is free.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                            {"key": _ADVISORY_LOCK_KEY})
+    elif dialect == "sqlite":
+        connection.execute(text(f"UPDATE {audit_log.name} SET seq = seq WHERE 0"))
 
 
 def chain_head(connection: Connection) -> tuple[int, str]:
@@ -138,7 +156,7 @@ def append_entries(connection: Connection, entries: Sequence[AuditEntry]) -> tup
     Runs inside the caller's transaction, so the records commit (or vanish) together with
     whatever they record — a nightly chunk and its decisions are one unit.
     """
-    _lock_chain(connection)
+    lock_chain(connection)
     seq, head = chain_head(connection)
     if not entries:
         return seq, head

@@ -19,6 +19,15 @@ Layout (``<home>/campaigns/<campaign_id>/``)::
     exports/results.json
     log.jsonl           append-only: who, when, what, and the sha256 of every file written
 
+The files are the working area; the results store is the published record. With a database
+URL (`CampaignStore(root, database_url)`, as the CLI builds it), every action of record —
+commitment (plan), draw, assignment, publication — is published there after its files are
+written: one hash-chained audit event (`serving.audit`, kinds `campaign.commitment`,
+`campaign.draw`, `campaign.assignment`, `campaign.publication`) and its rows in `campaigns`,
+`draws` and `campaign_actions`, in one transaction. Publication is keyed by the log line, so
+an action whose publication failed (database down) is published by the campaign's next
+action, never twice.
+
 Campaign id: ``<department>-<yyyymmdd>-<nn>``, the planning day (UTC) and a two-digit
 sequence number per department and day, e.g. ``market-20250320-01``.
 
@@ -199,6 +208,7 @@ class CampaignStore:
     """All campaigns under one directory (`settings.campaigns`)."""
 
     root: Path
+    database_url: str | None = None
 
     def path(self, campaign_id: str) -> Path:
         return self.root / campaign_id
@@ -367,6 +377,101 @@ class Campaign:
 
 
 # --------------------------------------------------------------------------------------------
+# Publication to the results store and the audit trail
+# --------------------------------------------------------------------------------------------
+
+# Logged actions that are part of the public record, and their audit event kinds.
+PUBLISHED_ACTIONS: dict[str, str] = {
+    "plan": "campaign.commitment", "draw": "campaign.draw", "assign": "campaign.assignment",
+    "publish": "campaign.publication",
+}
+
+
+def _file_digest(entry: Mapping[str, Any], name: str) -> str | None:
+    return next((str(f["sha256"]) for f in entry.get("files", []) if f.get("path") == name),
+                None)
+
+
+def _json_file(campaign: Campaign, name: str) -> Any:
+    path = campaign.file(name)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def publish_records(store: CampaignStore, campaign: Campaign) -> int:
+    """Publish the campaign's logged actions of record not yet in the results store (each:
+    audit event + rows, one transaction); returns how many were published now. Without a
+    database URL nothing is published (a bare file store, e.g. in engine tests)."""
+    if store.database_url is None:
+        return 0
+    from sqlalchemy import select
+
+    from serving.audit import append_event
+    from serving.store import campaign_actions, open_store
+
+    engine = open_store(store.database_url)
+    try:
+        with engine.connect() as connection:
+            done = {int(r[0]) for r in connection.execute(
+                select(campaign_actions.c.log_line)
+                .where(campaign_actions.c.campaign_id == campaign.campaign_id))}
+        published = 0
+        for line, entry in enumerate(campaign.log()):
+            if entry.get("action") not in PUBLISHED_ACTIONS or line in done:
+                continue
+            with engine.begin() as connection:
+                record = append_event(
+                    connection, PUBLISHED_ACTIONS[entry["action"]], _action_payload(entry),
+                    entity=campaign.campaign_id, as_of=str(entry["at"])[:10])
+                _publish_rows(connection, campaign, line, entry, record.seq)
+            published += 1
+        return published
+    finally:
+        engine.dispose()
+
+
+def _action_payload(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The audit record of one action: who, when, what, and the hash of every file."""
+    return {"campaign_id": entry["campaign_id"], "action": entry["action"],
+            "at": entry["at"], "actor": entry["actor"], "files": entry.get("files", []),
+            "details": entry.get("details", {})}
+
+
+def _publish_rows(connection: Any, campaign: Campaign, line: int, entry: Mapping[str, Any],
+                  audit_seq: int) -> None:
+    from sqlalchemy import select, update
+
+    from serving.store import campaign_actions, campaigns, draws, json_ready
+
+    at = dt.datetime.fromisoformat(str(entry["at"]))
+    action = str(entry["action"])
+    exists = connection.execute(select(campaigns.c.campaign_id).where(
+        campaigns.c.campaign_id == campaign.campaign_id)).first() is not None
+    if not exists:
+        commitment = campaign.commitment()
+        connection.execute(campaigns.insert().values(
+            campaign_id=campaign.campaign_id, department=campaign.spec().department,
+            status=action, planned_at=at, updated_at=at,
+            commitment_digest=commitment.digest(),
+            payload=json_ready({"spec": _json_file(campaign, SPEC),
+                                "roster_rows": commitment.roster_rows})))
+    else:
+        connection.execute(update(campaigns)
+                           .where(campaigns.c.campaign_id == campaign.campaign_id)
+                           .values(status=action, updated_at=at))
+    details = dict(entry.get("details") or {})
+    if action == "draw":
+        connection.execute(draws.insert().values(
+            campaign_id=campaign.campaign_id,
+            commitment_digest=str(details.get("commitment_digest", "")), drawn_at=at,
+            drawn=int(details.get("drawn", 0)), public_entropy=details.get("public_entropy"),
+            evidence_sha256=_file_digest(entry, EVIDENCE),
+            payload=json_ready(_json_file(campaign, NOTICE) or {})))
+    connection.execute(campaign_actions.insert().values(
+        campaign_id=campaign.campaign_id, log_line=line, action=action, at=at,
+        actor=str(entry["actor"]), audit_seq=audit_seq, payload=json_ready(dict(entry))))
+
+
+# --------------------------------------------------------------------------------------------
 # Inputs shared by several steps
 # --------------------------------------------------------------------------------------------
 
@@ -488,6 +593,7 @@ def plan(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    publish_records(store, campaign)
     return PlanRecord(campaign, spec, commitment, frame)
 
 
@@ -512,6 +618,7 @@ def draw(
         "drawn": len(evidence.drawn), "public_entropy": public_entropy,
         "commitment_digest": evidence.commitment.digest(),
     })
+    publish_records(store, campaign)
     return evidence
 
 
@@ -598,6 +705,7 @@ def assign(
         "max_load": int(load.max()) if len(load) else 0,
         "min_load": int(load.min()) if len(load) else 0, "forced": force,
     })
+    publish_records(store, campaign)
     return teams
 
 
@@ -902,6 +1010,7 @@ def publish(
         "rows": len(public), "pending_items": pending, "forced": force,
         "status": deadlines["status"].value_counts().to_dict(),
     })
+    publish_records(store, campaign)
     return PublishRecord(campaign.file(EXPORT_CSV), campaign.file(EXPORT_JSON), len(public),
                          pending, deadlines)
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
+from serving.api.cli_service import register as register_service
 from serving.cli_campaign import campaign_app, simulate_policy
 from serving.cli_ops import register as register_operations
 from serving.cli_project import backtest_project, matrix, train_project
@@ -137,6 +138,7 @@ app.add_typer(triggers_app, name="triggers")
 app.add_typer(campaign_app, name="campaign")
 app.command("simulate-policy")(simulate_policy)
 register_operations(app)
+register_service(app)
 train_app.command("project")(train_project)
 backtest_app.command("project")(backtest_project)
 app.command("matrix")(matrix)
@@ -276,6 +278,9 @@ def demo(
     home: HomeOption = None,
     enterprises: Annotated[int, typer.Option(help="企业数 / number of enterprises")] = 20_000,
     seed: Annotated[int, typer.Option(help="随机种子 / random seed")] = 7,
+    serve_at_end: Annotated[bool, typer.Option(
+        "--serve/--no-serve", help="最后启动服务 / start the service at the end")] = True,
+    port: Annotated[int, typer.Option(help="服务端口 / service port")] = 8000,
 ) -> None:
     """端到端演示 / run the whole job end to end on the embedded defaults."""
     from serving.cli_project import demo_matrix
@@ -302,6 +307,29 @@ def demo(
     _demo_command("nightly", "--as-of", f"{as_of:%Y-%m-%d}", "--home", str(settings.home))
     _demo_command("audit", "verify", "--home", str(settings.home))
     typer.echo(f"\n完成 / done. 运行目录 / runtime home: {settings.home}")
+    typer.echo("\n== 9. 服务与登录 / the service and how to sign in")
+    _demo_service(settings, serve_at_end, port)
+
+
+def _demo_service(settings: Settings, serve_at_end: bool, port: int) -> None:
+    """One user per role (the inspector linked to a team of the demo campaign), how to sign
+    in, then the service (unless --no-serve)."""
+    from serving.api.cli_service import DEFAULT_HOST, demo_users, run_server
+    from serving.api.decisions import ranked_lists_frame
+
+    teams = ranked_lists_frame(settings)["team_id"].astype(str)
+    inspector_id = teams.iloc[0].split(";")[0] if len(teams) else None
+    url = f"http://{DEFAULT_HOST}:{port}"
+    typer.echo(f"网页 / web pages: {url}/   API 文档 / API docs: {url}/docs")
+    for name, role, password in demo_users(settings, inspector_id):
+        linked = f" (inspector_id {inspector_id})" if role == "inspector" else ""
+        typer.echo(f"  用户 / user {name:<10} 角色 / role {role:<9} 密码 / password "
+                   f"{password}{linked}")
+    typer.echo(f"令牌 / token: curl -d 'username=regulator&password=...' {url}/api/auth/token")
+    if serve_at_end:
+        run_server(settings, DEFAULT_HOST, port)
+    else:
+        typer.echo(f"启动服务 / to serve: riskmatrix serve --home {settings.home}")
 
 
 def _demo_command(*args: str) -> None:

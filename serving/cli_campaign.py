@@ -200,7 +200,8 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = [CampaignStoreError, CampaignError, PolicyError,
                                         SnapshotError, TriggerPolicyError]
     for module, name in (("serving.scoring", "ServingError"),
-                         ("serving.case_store", "CaseStoreError")):
+                         ("serving.case_store", "CaseStoreError"),
+                         ("serving.store", "StoreError")):
         loaded = sys.modules.get(module)
         if loaded is not None:
             types.append(getattr(loaded, name))
@@ -424,7 +425,7 @@ def build_campaign_app(
 
     def context(home: Path | None) -> tuple[Settings, CampaignStore]:
         settings = load_settings(home)
-        return settings, CampaignStore(settings.campaigns)
+        return settings, CampaignStore(settings.campaigns, settings.database_url)
 
     @app.command()
     def plan(

@@ -4,11 +4,12 @@ The engine (features.project_features, models.matrix, training.project_backtest)
 work; this module wires it to the runtime home: the current snapshot, the policy's `matrix:`
 section, the MLflow registry (`riskmatrix-project`, alias `champion`) and bilingual output.
 
-Participants' enterprise credit scores are *not* fed into the project model: a point-in-time
-panel would need the enterprise model refitted for every month (the registered champion has
-seen later labels, so scoring past months with it leaks), and serving with scores the model
-never saw in training would be a train/serve mismatch. Both sides pass `enterprise_scores=None`,
-so the participant features come from the participants' own records.
+Participants' credit: the management model sees each participant's credit-risk points and
+class from the policy scorecard computed point in time on the enterprise features of the
+very as-of date (`participant_credit_source`). The registered enterprise champion cannot be
+used for past months (it has seen later labels: scoring the training panel with it leaks),
+and serving with champion classes would feed the model a feature with another meaning than
+it was trained on. So training, backtest and serving all use the scorecard.
 """
 
 from __future__ import annotations
@@ -31,9 +32,6 @@ REGISTERED_NAME = "riskmatrix-project"
 EXPERIMENT = "riskmatrix-project"
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
-# The label window is a modelling choice the `matrix:` policy section does not carry yet; it is
-# read from `matrix.management.label_window_days` as soon as the policy defines it.
-DEFAULT_LABEL_WINDOW_DAYS = 90
 MODEL_ROW = "management_model"
 FAIRNESS_GROUPS: tuple[str, ...] = ("ownership_type",)
 
@@ -99,8 +97,7 @@ def matrix_section(policy: Any) -> Any:
 
 def label_window_days(policy: Any) -> int:
     """Days after an as-of date in which the next inspection's result is the label."""
-    days = getattr(matrix_section(policy).management, "label_window_days", None)
-    return int(days) if days is not None else DEFAULT_LABEL_WINDOW_DAYS
+    return int(matrix_section(policy).management.label_window_days)
 
 
 def parse_as_of(text: str | None) -> pd.Timestamp | None:
@@ -176,6 +173,31 @@ def backtest_config(
     )
 
 
+def participant_credit_source(
+    snapshot: Mapping[str, pd.DataFrame], policy: Any
+) -> Callable[[pd.Timestamp], pd.DataFrame | None]:
+    """as-of date → the participants' scorecard points and class known on it (cached)."""
+    from models.baselines import PointScorecard
+    from training.enterprise import scorecard_rules
+    from training.project_backtest import cached_credit, participant_credit_on
+
+    scorecard = PointScorecard(scorecard_rules(policy))
+    cutoffs = policy.scorecard.class_cutoffs
+    kwargs = policy.enterprise_feature_kwargs()
+    return cached_credit(lambda stamp: participant_credit_on(
+        snapshot, stamp, scorecard=scorecard, class_cutoffs=cutoffs, feature_kwargs=kwargs))
+
+
+def model_inputs(snapshot: Mapping[str, pd.DataFrame], as_of: pd.Timestamp, policy: Any
+                 ) -> pd.DataFrame:
+    """The management model's inputs for every site under construction on `as_of`, with the
+    participants' point-in-time credit: exactly what the model is trained and scored on."""
+    from features.project_features import build_project_features
+
+    credit = participant_credit_source(snapshot, policy)(as_of)
+    return build_project_features(snapshot, as_of, participant_credit=credit)
+
+
 def run_backtest(context: Any, truth: Path | None, options: ProjectRunOptions) -> Any:
     """The engine's rolling backtest on the current snapshot (bilingual errors)."""
     from training.project_backtest import ProjectBacktestError, run_project_backtest
@@ -185,7 +207,8 @@ def run_backtest(context: Any, truth: Path | None, options: ProjectRunOptions) -
     try:
         return run_project_backtest(
             context.snapshot, section.risk_source_rules(), section.matrix_rules(), config,
-            truth_monthly=read_truth_monthly(truth), enterprise_scores_at=None,
+            truth_monthly=read_truth_monthly(truth),
+            participant_credit_at=participant_credit_source(context.snapshot, context.policy),
         )
     except ProjectBacktestError as error:
         raise ProjectCliError(str(error)) from None
@@ -205,7 +228,8 @@ def contractor_fairness(
     contractor's ownership type (as `ownership_type`, so the enterprise gate reads it); M4 is
     the "top class", M3–M4 the "upper classes", a recorded inspection the burden and its
     finding the hit. Band and reference groups come from the policy. Streets are left out:
-    with a few sites per street every ratio is noise.
+    with a few sites per street every ratio is noise. A site appears once per month, so the
+    policy's minimum group size counts distinct sites, not site-months.
     """
     from models.matrix import MANAGEMENT_GRADES, management_grades
     from training.fairness import fairness_report
@@ -222,6 +246,7 @@ def contractor_fairness(
     ids = scored["project_id"].astype(str).to_numpy()
     label = scored["label"].to_numpy(dtype=float)
     frame = pd.DataFrame({
+        "project_id": ids,
         "grade": management_grades(scored["probability"], matrix_rules.management_cutoffs),
         "ownership_type": by_project.reindex(ids).to_numpy(dtype=object),
         "inspected": (~np.isnan(label)).astype(int),
@@ -235,17 +260,20 @@ def contractor_fairness(
                           if k in FAIRNESS_GROUPS},
         band=(fairness.band[0], fairness.band[1]),
         high_classes=MANAGEMENT_GRADES[-1:], elevated_classes=MANAGEMENT_GRADES[-2:],
+        unit_column="project_id",
     )
 
 
 def gate_rules(policy: Any) -> Any:
-    """The enterprise model's gate (policy promotion metric and ECE limit) on the project
-    model's pooled backtest metrics, which MLflow stores as `management_model.<metric>`."""
+    """The policy's promotion metric on the project model's pooled backtest metrics (MLflow
+    keys `management_model.<metric>`), with the management model's own calibration limit
+    `matrix.management.ece_gate`."""
     from training.enterprise import promotion_rules
 
     rules = promotion_rules(policy)
     return replace(rules, primary_metric=f"{MODEL_ROW}.{rules.primary_metric}",
-                   ece_metric=f"{MODEL_ROW}.{rules.ece_metric}")
+                   ece_metric=f"{MODEL_ROW}.{rules.ece_metric}",
+                   max_ece=float(matrix_section(policy).management.ece_gate))
 
 
 def challenger_metrics(result: Any, fairness_flags: int) -> dict[str, float]:
@@ -281,7 +309,6 @@ def train_and_register_project(
     """Backtest, fit on every label known before the as-of date, log, register and gate."""
     from mlflow.tracking import MlflowClient
 
-    from features.project_features import build_project_features
     from serving.scoring import load_context
     from training import registry
     from training.enterprise import fairness_gate_flags
@@ -312,7 +339,7 @@ def train_and_register_project(
     registered = log_project_model(
         fold, experiment=EXPERIMENT, registered_name=REGISTERED_NAME,
         policy_version=context.policy.version, policy_hash=context.policy.content_hash,
-        input_example=build_project_features(context.snapshot, context.as_of).head(5),
+        input_example=model_inputs(context.snapshot, context.as_of, context.policy).head(5),
         backtest=result,
     )
     client = MlflowClient()
@@ -365,6 +392,7 @@ class MatrixView:
     matrix_version: str
     snapshot_id: str
     matrix_rules: Any
+    features: pd.DataFrame  # the model's exact inputs per project (hash these for audit)
 
 
 def matrix_view(
@@ -383,10 +411,11 @@ def matrix_view(
         day = context.as_of.date()
         raise ProjectCliError(f"{day} 没有在建项目 / no project is under construction on {day}")
     model, version = project_model(settings, alias)
+    features = model_inputs(context.snapshot, context.as_of, context.policy)
     placements = placements_on(
         context.snapshot, context.as_of, model, section.risk_source_rules(),
         section.matrix_rules(), top_reasons_k=section.management.top_reasons,
-        enterprise_scores=None,
+        features=features,
     )
     projects = context.snapshot["projects"]
     names = pd.Series(projects["name"].astype(str).to_numpy(),
@@ -396,7 +425,7 @@ def matrix_view(
         names=names, model_version=version, model_alias=alias,
         policy_version=context.policy.version, policy_hash=context.policy.content_hash,
         matrix_version=section.version, snapshot_id=context.snapshot_id,
-        matrix_rules=section.matrix_rules(),
+        matrix_rules=section.matrix_rules(), features=features,
     )
 
 

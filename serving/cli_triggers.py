@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pandas as pd
 import typer
@@ -32,6 +32,9 @@ from serving.case_store import CaseStoreError
 from serving.settings import Settings, load_settings
 from supervision.trigger_policy import ACTIONS, DigitalPolicy
 from supervision.triggers import CASE_STATUSES, OUTCOMES, TOLERANCE_RULE
+
+if TYPE_CHECKING:
+    from serving.scoring import Context
 
 HomeOption = Annotated[
     Path | None,
@@ -60,13 +63,22 @@ ShowOption = Annotated[
 # --------------------------------------------------------------------------------------------
 
 
+ReasonLoader = Callable[[pd.Index], pd.DataFrame]
+
+
 @dataclass(frozen=True)
 class Classification:
     """Today's class per firm (index uscc; columns class, probability, top_reasons_zh,
-    top_reasons_en — the last three optional) and what produced it (model and version)."""
+    top_reasons_en — the last three optional) and what produced it (model and version).
+
+    `reasons`, when set, loads top_reasons_zh/en (index uscc) for just the firms the triggers
+    watch and replaces those columns: reason texts for a whole district cost more memory than
+    the rest of the trigger stage, and only the watched firms' are ever shown.
+    """
 
     classes: pd.DataFrame
     source: str
+    reasons: ReasonLoader | None = None
 
 
 ClassProvider = Callable[[Settings, pd.Timestamp], Classification]
@@ -102,7 +114,12 @@ def engine_classes(
             return pd.Series(scores[name].to_numpy(), index=uscc)
         return pd.Series([None] * len(uscc), index=uscc, dtype=object)
 
-    zh, en = column("top_reasons_zh"), column("top_reasons_en")
+    if classification.reasons is not None:
+        texts = classification.reasons(uscc).reindex(uscc)
+        zh = pd.Series(texts["top_reasons_zh"].to_numpy(), index=uscc)
+        en = pd.Series(texts["top_reasons_en"].to_numpy(), index=uscc)
+    else:
+        zh, en = column("top_reasons_zh"), column("top_reasons_en")
     reasons = [
         None if pd.isna(z) and pd.isna(e) else {"zh": _text(z), "en": _text(e)}
         for z, e in zip(zh, en, strict=True)
@@ -156,6 +173,86 @@ def _digital_policy(context: Any) -> DigitalPolicy:
     return digital
 
 
+# What the trigger engine and the report read of the snapshot (supervision.tagging,
+# supervision.triggers): the registry columns of tagging and firm age, and the record columns.
+TRIGGER_ENTERPRISE_COLUMNS: tuple[str, ...] = (
+    "uscc", "name", "established_date", "status", "status_date", "industry_code",
+    "business_scope",
+)
+TRIGGER_EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id", "uscc", "event_type", "occurred_date", "known_date", "severity",
+)
+
+
+def read_table_columns(snapshot_dir: Path, name: str, columns: Sequence[str] | None = None,
+                       firms: pd.Index | None = None) -> pd.DataFrame:
+    """One snapshot table typed as `load_snapshot` types it, but only `columns` (None: all)
+    and, given `firms`, only their rows (filtered while reading, so a district's records are
+    never all in memory at once). Row order is the file's, as in `load_snapshot`."""
+    from dataclasses import replace
+
+    from features.contract import TABLES
+    from features.snapshot import SnapshotError, coerce_types
+
+    table = TABLES[name]
+    path = Path(snapshot_dir) / f"{name}.parquet"
+    if not path.is_file():
+        raise SnapshotError(f"快照 {Path(snapshot_dir).name} 缺少表文件 {path.name} / "
+                            f"snapshot {Path(snapshot_dir).name} lacks {path.name}")
+    wanted = table.column_names if columns is None else list(columns)
+    import pyarrow.parquet as pq
+
+    stored = set(pq.read_schema(path).names)
+    filters = None if firms is None else [("uscc", "in", [str(u) for u in firms])]
+    frame = pd.read_parquet(path, columns=[c for c in wanted if c in stored], filters=filters)
+    return coerce_types(replace(table, columns=tuple(table.column(c) for c in wanted)), frame)
+
+
+def trigger_snapshot(snapshot_dir: Path, digital: DigitalPolicy, as_of: pd.Timestamp
+                     ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The snapshot tables the triggers read, cut to what they read, and the tags at `as_of`.
+
+    Only the tagged firms' registry rows and records are kept (unless the policy watches all
+    firms): the engine drops every other firm first thing, and a district's full record table
+    would be the largest object of a nightly run. The engine's result is the same.
+    """
+    enterprises = read_table_columns(snapshot_dir, "enterprises", TRIGGER_ENTERPRISE_COLUMNS)
+    digital_tags = read_table_columns(snapshot_dir, "digital_tags")
+    from supervision.tagging import tag_enterprises, tagged_firms
+
+    tags = tag_enterprises(enterprises, digital_tags, digital, as_of)
+    watched = None if digital.apply_to_all_firms else tagged_firms(tags)
+    if watched is not None:
+        kept = enterprises["uscc"].astype(str).isin(watched.astype(str)).to_numpy()
+        enterprises = enterprises.loc[kept].reset_index(drop=True)
+    events = read_table_columns(snapshot_dir, "enterprise_events", TRIGGER_EVENT_COLUMNS,
+                                firms=watched)
+    tables = {"enterprises": enterprises, "digital_tags": digital_tags,
+              "enterprise_events": events}
+    return tables, tags
+
+
+def _trigger_context(settings: Settings, day: dt.date | None) -> Context:
+    """The policy and snapshot of the run for `day`, without tables (`trigger_snapshot` reads
+    what the triggers need). Defaulting the date to the day after the snapshot's data ends
+    needs the whole snapshot once, and it is dropped right after."""
+    from features.snapshot import current_snapshot
+    from serving.scoring import Context, ServingError, load_context
+    from supervision.policy import load_policy
+
+    if day is None:
+        full = load_context(settings, None)
+        return Context(full.snapshot_dir, {}, full.policy, full.as_of)
+    try:
+        snapshot_dir = current_snapshot(settings.snapshots)
+    except Exception as error:
+        raise ServingError(
+            f"还没有可用的快照, 请先运行 riskmatrix ingest DIR / no snapshot yet: run "
+            f"`riskmatrix ingest DIR` first ({error})"
+        ) from None
+    return Context(snapshot_dir, {}, load_policy(settings.policy_path), pd.Timestamp(day))
+
+
 def _names(snapshot: Mapping[str, pd.DataFrame], uscc: Sequence[str]) -> dict[str, str]:
     enterprises = snapshot["enterprises"]
     wanted = enterprises.loc[enterprises["uscc"].astype(str).isin(list(uscc))]
@@ -179,16 +276,13 @@ def run_triggers(
     `class_provider=None` runs without classes (class-drop rules cannot fire). A date already
     recorded is not evaluated again: the report re-reads what that run stored.
     """
-    from serving.scoring import load_context
-    from supervision.tagging import tag_enterprises, tagged_firms
+    from supervision.tagging import tagged_firms
     from supervision.triggers import evaluate_triggers, merge_case_book, undisturbed_flags
 
-    day = None if as_of is None else case_store.as_date(as_of)
-    context = load_context(settings, day)
+    context = _trigger_context(settings, None if as_of is None else case_store.as_date(as_of))
     day = pd.Timestamp(context.as_of).normalize()
     digital = _digital_policy(context)
-    snapshot = context.snapshot
-    tags = tag_enterprises(snapshot["enterprises"], snapshot.get("digital_tags"), digital, day)
+    snapshot, tags = trigger_snapshot(context.snapshot_dir, digital, day)
     recorded = case_store.find_run(settings, day)
     if recorded is None:
         case_store.check_can_run(settings, day)
@@ -517,14 +611,30 @@ def format_evaluation(
         f"{m['routine_inspections_without_problem']:,.1f}  vs  触发式 / trigger regime "
         f"{m['trigger_regime_inspections_without_problem']:,.1f}",
     ]
-    if not pd.isna(avoided) and avoided < 0:
+    if "repeat_inspections_of_a_problem" in m:
         lines.append(
-            f"注意 / note: 触发式检查多于常规抽查 (未减少检查): 任一时点约"
-            f"{_pct(m['random_check_hit_rate'])}的带标签企业存在真实问题, 触发规则据此立案 / "
-            f"the trigger regime inspects MORE than routine sampling would (no inspections "
-            f"avoided): about {_pct(m['random_check_hit_rate'])} of tagged firms have a live "
-            "true problem at any time, and the triggers open cases on them"
+            f"同一问题被重复检查 / inspections of a problem an earlier trigger inspection "
+            f"already hit: {m['repeat_inspections_of_a_problem']:,}  →  不计重复 / avoided "
+            f"without them {m['inspections_avoided_without_repeats']:,.1f};  发现问题 / "
+            f"problems found: 常规 / routine {m['problems_found_routine']:,.1f}  vs  触发检查 "
+            f"/ trigger inspections {m['problems_found_by_trigger_inspections']:,.0f}"
         )
+    if not pd.isna(avoided) and avoided < 0:
+        lines += [
+            f"注意 / note: 触发式检查多于常规抽查, 这不是计算错误: 任一时点约"
+            f"{_pct(m['random_check_hit_rate'])}的带标签企业存在真实问题, 监测命中每月都有, "
+            "触发规则据此立案; 常规抽查每年只查约一成企业, 找到的问题也少得多. 回放没有反馈: "
+            "触发检查不会终止模拟中的问题, 冷静期后同一问题再次触发并再次检查, 现实中检查会责令"
+            "改正, 因此上面另列不计重复检查的数字.",
+            f"  / the trigger regime inspects MORE than routine sampling would, and this is "
+            f"not an arithmetic error: about {_pct(m['random_check_hit_rate'])} of tagged "
+            "firms have a live true problem at any time and the monitoring model hits them "
+            "monthly, so the triggers open cases on them; routine sampling visits about one "
+            "firm in ten a year and finds far fewer problems. The replay has no feedback: a "
+            "trigger inspection does not end the simulated problem, so after the cool-down the "
+            "same problem fires and is inspected again, where a real inspection orders the "
+            "correction — hence the figure without repeat inspections above.",
+        ]
     if len(by_rule):
         lines += ["", "按规则 / by rule:"]
         for row in _records(by_rule):

@@ -24,11 +24,11 @@ champion model and publishes the run to the results store. What it guarantees:
   today's values (days-since counters move daily without crossing a split). A raw-input
   hash would miss almost every entity after one day, because day counters change nightly.
 
-Projects and triggers: the project matrix (`models.matrix.place_projects`) needs a project
-champion and risk-source grades, and `supervision.triggers.evaluate_triggers` needs tags, the
-digital-economy policy and the persisted case book; neither exposes a one-call nightly entry
-yet. The store already has `project_grades` and `trigger_cases`; a stage that fills them
-plugs in after `_publish_chunks` (see docs/operations.md, "Extending the nightly run").
+Projects and triggers: after the enterprise chunks, the project stage places every project
+under construction on the risk matrix with the registered project champion (skipped, and
+said so, when there is none) and the trigger stage runs the digital-economy triggers on the
+case book with this run's classes; each commits its rows, audit records and a stage record
+in one transaction inside the run's lifetime, so the guarantees above hold for them too.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import math
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,11 +69,14 @@ from models.explain import BIAS_COLUMN, booster_of, shap_contributions, top_reas
 from models.scoring import ClassRules, feature_hashes
 from serving.audit import (
     DECISION,
+    PROJECT_GRADE,
     RUN_PUBLISHED,
+    TRIGGER_CASE,
     AuditEntry,
     append_entries,
     decision_payload,
     decision_record,
+    lock_chain,
 )
 from serving.scoring import ServingError, class_rules
 from serving.settings import Settings
@@ -95,12 +99,14 @@ from serving.store import (
     monitoring,
     monitoring_payloads,
     open_store,
+    project_grades,
     reasons,
     record_policy,
     run_by_key,
     run_chunks,
     runs,
     stored_policy,
+    trigger_cases,
     utc_now,
 )
 from supervision.policy import Policy, load_policy, parse_policy
@@ -117,21 +123,41 @@ from training.monitoring import (
 
 DEFAULT_CHUNK_SIZE = 50_000
 DEFAULT_TOP_K = 3
-# The conventional PSI bands of credit scoring (flag > 0.1, alert > 0.25, deciles). Used
-# until the policy file carries a `monitoring` section; `drift_thresholds` prefers the policy.
-CONVENTIONAL_DRIFT = DriftThresholds(flag=0.1, alert=0.25, bins=10)
 # LightGBM reads any |x| <= kZeroThreshold as exactly 0 when it predicts (meta.h:
 # `const double kZeroThreshold = 1e-35f`, a float constant widened to double).
 LIGHTGBM_ZERO_THRESHOLD = float(np.float32(1e-35))
 
 ChunkHook = Callable[[int], None]
+StageHook = Callable[[str], None]
+PROJECT_STAGE = "projects"
+TRIGGER_STAGE = "triggers"
+STAGE_KIND_PREFIX = "stage."
 
 
 # --------------------------------------------------------------------------- explanation keys
 
 
+_THRESHOLD_CACHE: weakref.WeakKeyDictionary[lgb.Booster, tuple[int, Any]] = (
+    weakref.WeakKeyDictionary())
+
+
 def _split_thresholds(booster: lgb.Booster) -> dict[int, np.ndarray] | None:
-    """Sorted distinct thresholds per feature index; None when a split is categorical."""
+    """Sorted distinct thresholds per feature index; None when a split is categorical.
+
+    Cached per booster (keyed weakly, checked against its tree count): `dump_model` walks the
+    whole model into Python objects and every chunk asks. The arrays are read-only, shared.
+    """
+    trees = booster.num_trees()
+    cached = _THRESHOLD_CACHE.get(booster)
+    if cached is not None and cached[0] == trees:
+        thresholds: dict[int, np.ndarray] | None = cached[1]
+        return thresholds
+    thresholds = _thresholds_of(booster)
+    _THRESHOLD_CACHE[booster] = (trees, thresholds)
+    return thresholds
+
+
+def _thresholds_of(booster: lgb.Booster) -> dict[int, np.ndarray] | None:
     found: dict[int, set[float]] = {}
     stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
     while stack:
@@ -142,7 +168,10 @@ def _split_thresholds(booster: lgb.Booster) -> dict[int, np.ndarray] | None:
             return None
         found.setdefault(int(node["split_feature"]), set()).add(float(node["threshold"]))
         stack.extend((node["left_child"], node["right_child"]))
-    return {f: np.array(sorted(t), dtype=np.float64) for f, t in found.items()}
+    thresholds = {f: np.array(sorted(t), dtype=np.float64) for f, t in found.items()}
+    for cuts in thresholds.values():
+        cuts.setflags(write=False)
+    return thresholds
 
 
 def split_codes(booster: lgb.Booster, matrix: np.ndarray) -> np.ndarray | None:
@@ -307,12 +336,16 @@ class RunIdentity:
     policy_version: str
     policy_hash: str
     top_k: int
+    project_model_version: str | None = None
 
     @property
     def key(self) -> str:
-        content = {"as_of": self.as_of.strftime("%Y-%m-%d"), "input_hash": self.input_hash,
-                   "model_name": self.model_name, "model_version": self.model_version,
-                   "policy_hash": self.policy_hash, "top_k": self.top_k}
+        content: dict[str, Any] = {
+            "as_of": self.as_of.strftime("%Y-%m-%d"), "input_hash": self.input_hash,
+            "model_name": self.model_name, "model_version": self.model_version,
+            "policy_hash": self.policy_hash, "top_k": self.top_k}
+        if self.project_model_version is not None:  # keys of runs without one stay as they were
+            content["project_model_version"] = self.project_model_version
         text = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -329,10 +362,13 @@ def policy_content(policy: Policy) -> str:
 
 
 def drift_thresholds(policy: Policy) -> DriftThresholds:
-    """The policy's monitoring thresholds when it has them, else the convention."""
-    section = getattr(policy, "monitoring", None)
+    """The PSI bands of the policy's `monitoring` section (policy, never code)."""
+    section = policy.monitoring
     if section is None:
-        return CONVENTIONAL_DRIFT
+        raise ServingError(
+            f"策略文件 {policy.source} 缺少 monitoring 段 (psi_flag, psi_alert, bins), 无法监测"
+            f"漂移 / the policy file {policy.source} has no `monitoring:` section (psi_flag, "
+            "psi_alert, bins); the nightly run needs its drift bands")
     return DriftThresholds(flag=float(section.psi_flag), alert=float(section.psi_alert),
                            bins=int(section.bins))
 
@@ -363,6 +399,7 @@ class NightlySummary:
     audit_head: tuple[int, str]
     ingest: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    stages: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "status"}
@@ -394,11 +431,36 @@ class NightlySummary:
                          f"关注 flagged {self.drift.get('flagged', 0)}, 警报 alerts "
                          f"{self.drift.get('alerts', 0)}, 分数 score PSI "
                          f"{_psi_text(self.drift.get('score_psi'))}")
+        lines += _stage_lines(self.stages)
         lines.append("  各阶段用时 / seconds per stage: " + ", ".join(
             f"{k} {v:.1f}" for k, v in self.stage_seconds.items()))
         lines.append(f"  审计链头 / audit head: seq {self.audit_head[0]} {self.audit_head[1]}")
         lines += [f"  注 / note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+
+def _stage_lines(stages: Mapping[str, Any]) -> list[str]:
+    """One line per optional stage: what it published, or why it was skipped."""
+    lines = []
+    projects = stages.get(PROJECT_STAGE)
+    if projects is not None:
+        if projects.get("status") == "published":
+            levels = ", ".join(f"{k} {v:,}" for k, v in projects.get("by_level", {}).items())
+            lines.append(f"  工程 / projects: {projects.get('projects', 0):,} 个定级 graded "
+                         f"({projects.get('model_name')} v{projects.get('model_version')}; "
+                         f"{levels}), 到期 due {projects.get('due', 0):,}")
+        else:
+            lines.append(f"  工程 / projects: 跳过 skipped — {projects.get('note')}")
+    triggers = stages.get(TRIGGER_STAGE)
+    if triggers is not None:
+        if triggers.get("status") == "published":
+            lines.append(f"  触发式监管 / triggers: 新立 opened {triggers.get('opened', 0):,}, "
+                         f"更新 updated {triggers.get('updated', 0):,}, 在办 open "
+                         f"{triggers.get('open_cases', 0):,}, 无事不扰 undisturbed "
+                         f"{triggers.get('undisturbed', 0):,} / {triggers.get('tagged', 0):,}")
+        else:
+            lines.append(f"  触发式监管 / triggers: 跳过 skipped — {triggers.get('note')}")
+    return lines
 
 
 def _psi_text(value: Any) -> str:
@@ -419,7 +481,7 @@ def _summary_from_record(record: RunRecord, status: str) -> NightlySummary:
         drift=dict(data.get("drift", {})),
         stage_seconds={k: float(v) for k, v in (record.stage_seconds or {}).items()},
         audit_head=(int(head[0]), str(head[1])), ingest=data.get("ingest"),
-        notes=list(data.get("notes", [])),
+        notes=list(data.get("notes", [])), stages=dict(data.get("stages", {})),
     )
 
 
@@ -490,8 +552,20 @@ class _Job:
     model: Any
     rules: ClassRules
     catalogue: dict[str, FeatureInfo]
-    features: pd.DataFrame
+    features: pd.DataFrame | None  # None once released (`release_features`)
     top_k: int
+    project_version: str | None = None
+
+    def enterprise_features(self) -> pd.DataFrame:
+        if self.features is None:
+            raise RuntimeError("the enterprise features were released before a stage that "
+                               "needs them")
+        return self.features
+
+    def release_features(self) -> None:
+        """Drop the feature frame, the run's largest object, once the chunks and monitoring
+        are done: the trigger stage then has its memory (the 1M-firm night peaked there)."""
+        self.features = None
 
 
 def _champion_version(settings: Settings) -> str:
@@ -533,12 +607,14 @@ def run_nightly(
     top_k: int = DEFAULT_TOP_K,
     reuse_explanations: bool = True,
     on_chunk: ChunkHook | None = None,
+    on_stage: StageHook | None = None,
 ) -> NightlySummary:
     """Score the current snapshot as of `as_of` with the champion and publish the run.
 
     `source`: a directory of source tables to ingest first (skipped when the current snapshot
     already holds exactly those files). `on_chunk(k)` is called inside chunk k's transaction
-    just before it commits (tests raise there to simulate a crash).
+    just before it commits, `on_stage(name)` after the project or trigger stage committed
+    (tests raise there to simulate a crash).
     """
     if chunk_size < 1:
         raise ServingError(f"分块大小必须为正 / chunk size must be positive, got {chunk_size}")
@@ -547,14 +623,16 @@ def run_nightly(
     engine = open_store(settings.database_url)
     try:
         return _run(settings, engine, as_of, source, progress, timer, chunk_size=chunk_size,
-                    top_k=top_k, reuse_explanations=reuse_explanations, on_chunk=on_chunk)
+                    top_k=top_k, reuse_explanations=reuse_explanations, on_chunk=on_chunk,
+                    on_stage=on_stage)
     finally:
         engine.dispose()
 
 
 def _run(settings: Settings, engine: Engine, as_of: pd.Timestamp, source: Path | None,
          progress: bool, timer: StageTimer, *, chunk_size: int, top_k: int,
-         reuse_explanations: bool, on_chunk: ChunkHook | None) -> NightlySummary:
+         reuse_explanations: bool, on_chunk: ChunkHook | None,
+         on_stage: StageHook | None = None) -> NightlySummary:
     ingest = None
     if source is not None:
         with timer("ingest"):
@@ -563,9 +641,12 @@ def _run(settings: Settings, engine: Engine, as_of: pd.Timestamp, source: Path |
         snapshot_dir = _snapshot_dir(settings)
         manifest = snapshot_manifest(snapshot_dir)
         policy = load_policy(settings.policy_path)
+        drift_thresholds(policy)  # a policy without drift bands fails before any work
         version = _champion_version(settings)
+        project_version = _project_champion_version(settings)
         identity = RunIdentity(as_of, str(manifest.get("input_hash", "")), REGISTERED_NAME,
-                               version, policy.version, policy.content_hash, top_k)
+                               version, policy.version, policy.content_hash, top_k,
+                               project_version)
     existing = run_by_key(engine, identity.key)
     if existing is not None and existing.status == RUN_COMPLETE:
         return _summary_from_record(existing, "already_complete")
@@ -574,16 +655,27 @@ def _run(settings: Settings, engine: Engine, as_of: pd.Timestamp, source: Path |
 
         model = load_model(REGISTERED_NAME, version)
     with timer("features"):
-        features = _enterprise_features(snapshot_dir, policy, as_of)
-    if features.empty:
+        job = _Job(settings, engine, identity, snapshot_dir, policy, model,
+                   class_rules(policy), policy.feature_catalogue(),
+                   _enterprise_features(snapshot_dir, policy, as_of), top_k, project_version)
+    if job.enterprise_features().empty:
         raise ServingError(f"{as_of.date()} 没有存续企业可评分 / no enterprise exists on "
                            f"{as_of.date()} to score")
-    job = _Job(settings, engine, identity, snapshot_dir, policy, model, class_rules(policy),
-               policy.feature_catalogue(), features, top_k)
     record = _start_or_resume(job, existing, chunk_size, reuse_explanations)
     resumed = _publish_chunks(job, record, progress, on_chunk)
+    with timer("projects"):
+        _project_stage(job, record)
+    if on_stage is not None:
+        on_stage(PROJECT_STAGE)
+    # Monitoring reads only committed scores and the features, never the stages after it: it
+    # runs before the triggers so the feature frame is gone when they load their tables.
     with timer("monitoring"):
         monitoring_rows, drift = _monitoring(job, record)
+    job.release_features()
+    with timer("triggers"):
+        _trigger_stage(job, record)
+    if on_stage is not None:
+        on_stage(TRIGGER_STAGE)
     return _complete(job, record, timer, monitoring_rows, drift, ingest, resumed)
 
 
@@ -591,7 +683,8 @@ def _start_or_resume(job: _Job, existing: RunRecord | None, chunk_size: int,
                      reuse_explanations: bool) -> RunRecord:
     """The run row: the unfinished one of the same key, or a new one whose previous run
     (hysteresis) and reasons source are fixed now, so a resumed run decides the same way."""
-    population = population_hash(job.features.index)
+    features = job.enterprise_features()
+    population = population_hash(features.index)
     if existing is not None:
         if existing.population_hash != population:
             raise ServingError(
@@ -605,7 +698,7 @@ def _start_or_resume(job: _Job, existing: RunRecord | None, chunk_size: int,
                                  model_version=identity.model_version,
                                  policy_hash=identity.policy_hash,
                                  top_k=job.top_k) if reuse_explanations else None
-    n = len(job.features)
+    n = len(features)
     with job.engine.begin() as connection:
         record_policy(connection, identity.policy_hash, identity.policy_version,
                       policy_content(job.policy))
@@ -709,9 +802,10 @@ def _publish_chunks(job: _Job, run: RunRecord, progress: bool,
     with job.engine.connect() as connection:
         done = completed_chunks(connection, run.id)
     todo = [k for k in range(run.n_chunks) if k not in done]
+    features = job.enterprise_features()
     for k in tqdm(todo, desc="score+explain", unit="chunk", disable=not progress):
         started = time.perf_counter()
-        chunk = job.features.iloc[k * run.chunk_size:(k + 1) * run.chunk_size]
+        chunk = features.iloc[k * run.chunk_size:(k + 1) * run.chunk_size]
         low, high = str(chunk.index[0]), str(chunk.index[-1])
         with job.engine.connect() as connection:
             previous = _previous_classes(connection, run.previous_run_id, low, high)
@@ -733,6 +827,297 @@ def _publish_chunks(job: _Job, run: RunRecord, progress: bool,
             if on_chunk is not None:
                 on_chunk(k)
     return len(done)
+
+
+# --------------------------------------------------------------------------- projects, triggers
+
+# Each optional stage commits its rows, its audit records and its stage record (a
+# `monitoring` row of kind "stage.<name>") in one transaction while the run is in progress:
+# readers see none of it until the run completes, and a resumed run finds the stage record
+# and skips the stage. A stage that cannot run (no project champion, no `digital:` policy, a
+# date behind the case book) records why instead, and the summary prints it.
+
+
+def _project_champion_version(settings: Settings) -> str | None:
+    """The registered project champion's version, or None (the stage is then skipped)."""
+    from serving.cli_project import CHAMPION_ALIAS
+    from serving.cli_project import REGISTERED_NAME as PROJECT_MODEL
+    from training.registry import configure_mlflow, get_version_by_alias
+
+    configure_mlflow(settings.home, settings.mlflow_uri)
+    return get_version_by_alias(PROJECT_MODEL, CHAMPION_ALIAS)
+
+
+def stage_record(engine: Engine | Connection, run_id: int, stage: str) -> dict[str, Any] | None:
+    """What stage `stage` of run `run_id` committed (None when it has not run yet)."""
+    query = select(monitoring.c.payload).where(monitoring.c.run_id == run_id,
+                                               monitoring.c.kind == STAGE_KIND_PREFIX + stage)
+    if isinstance(engine, Connection):
+        value = engine.execute(query).scalar()
+    else:
+        with engine.connect() as connection:
+            value = connection.execute(query).scalar()
+    if value is None:
+        return None
+    loaded = json.loads(value) if isinstance(value, str) else value
+    return dict(loaded)
+
+
+def _skipped(zh: str, en: str) -> dict[str, Any]:
+    return {"status": "skipped", "note": f"{zh} / {en}"}
+
+
+def _commit_stage(job: _Job, run: RunRecord, stage: str, record: Mapping[str, Any],
+                  table: Any = None, rows: Sequence[Mapping[str, Any]] = (),
+                  entries: Sequence[AuditEntry] = ()) -> None:
+    commit_stage(job.engine, run.id, stage, record, table, rows, entries)
+
+
+def commit_stage(engine: Engine, run_id: int, stage: str, record: Mapping[str, Any],
+                 table: Any = None, rows: Sequence[Mapping[str, Any]] = (),
+                 entries: Sequence[AuditEntry] = ()) -> bool:
+    """Commit a stage's rows, audit records and stage record in one transaction; False when
+    an earlier attempt of the run already committed the stage.
+
+    The chain's write lock is taken first, before the stage check and the head read, so an
+    API read or a campaign action appended from another connection at the same moment
+    queues behind this transaction instead of racing it for the next `seq`.
+    """
+    with engine.begin() as connection:
+        lock_chain(connection)
+        if stage_record(connection, run_id, stage) is not None:
+            return False  # committed by an earlier attempt of this run
+        if table is not None and rows:
+            connection.execute(table.insert(), list(rows))  # Core: JSON columns serialised
+        append_entries(connection, entries)
+        connection.execute(monitoring.insert().values(
+            run_id=run_id, kind=STAGE_KIND_PREFIX + stage, payload=json_ready(dict(record))))
+    return True
+
+
+def _day_or_none(value: Any) -> date | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
+def project_input_hashes(features: pd.DataFrame) -> pd.Series:
+    """sha256 of each project's model inputs (the matrix view's exact feature matrix): the
+    enterprise hashing for numeric inputs, canonical JSON of the row otherwise."""
+    try:
+        hashes = feature_hashes(features, list(features.columns))
+    except (TypeError, ValueError):
+        rows = features.astype(object).where(features.notna(), None).to_dict("records")
+        hashes = pd.Series([hashlib.sha256(json.dumps(row, sort_keys=True, default=str)
+                                           .encode("utf-8")).hexdigest() for row in rows],
+                           index=features.index, name="input_hash")
+    hashes.index = hashes.index.astype(str)
+    return hashes
+
+
+def project_grade_rows(run: RunRecord, placements: pd.DataFrame, model_name: str,
+                       model_version: str, input_hashes: pd.Series
+                       ) -> tuple[list[dict[str, Any]], list[AuditEntry]]:
+    """Store rows and one audit record per placed project."""
+    rows, entries = [], []
+    as_of = run.as_of.isoformat()
+    for item in placements.to_dict("records"):
+        project = str(item["project_id"])
+        points = item.get("risk_source_points")
+        overrides = ",".join(str(o) for o in (item.get("overrides") or ()))
+        next_due = _day_or_none(item["next_due_date"])
+        row: dict[str, Any] = {
+            "run_id": run.id, "project_id": project, "model_name": model_name,
+            "model_version": model_version,
+            "risk_source_grade": str(item["risk_source_grade"]),
+            "risk_source_points": None if points is None or pd.isna(points) else float(points),
+            "management_grade": str(item["management_grade"]),
+            "probability": float(item["probability"]), "cell": str(item["cell"]),
+            "level": str(item["level"]), "level_rank": int(item["level_rank"]),
+            "interval_days": None if pd.isna(item["interval_days"])
+            else int(item["interval_days"]),
+            "last_inspection_date": _day_or_none(item["last_inspection_date"]),
+            "next_due_date": next_due,
+            "overrides": overrides, "reasons": str(item["reasons"]),
+            "input_hash": str(input_hashes.get(project, "")),
+        }
+        rows.append(row)
+        payload = {
+            "as_of": as_of, "model_name": model_name, "model_version": model_version,
+            "policy_version": run.policy_version, "policy_hash": run.policy_hash,
+            "snapshot_id": run.snapshot_id, "input_hash": row["input_hash"],
+            "risk_source_grade": row["risk_source_grade"],
+            "risk_source_points": row["risk_source_points"],
+            "management_grade": row["management_grade"], "probability": row["probability"],
+            "cell": row["cell"], "level": row["level"],
+            "next_due_date": None if next_due is None else next_due.isoformat(),
+            "overrides": [o for o in overrides.split(",") if o], "reasons": row["reasons"],
+        }
+        entries.append(AuditEntry(PROJECT_GRADE, payload, project, as_of, run.id))
+    return rows, entries
+
+
+def _project_stage(job: _Job, run: RunRecord) -> dict[str, Any]:
+    """Grade every project under construction with the registered project champion."""
+    done = stage_record(job.engine, run.id, PROJECT_STAGE)
+    if done is not None:
+        return done
+    if job.project_version is None:
+        from serving.cli_project import REGISTERED_NAME as PROJECT_MODEL
+
+        record = _skipped(f"未注册工程模型冠军版本 ({PROJECT_MODEL}), 跳过工程定级",
+                          f"no registered project champion ({PROJECT_MODEL}): projects not "
+                          "graded")
+        _commit_stage(job, run, PROJECT_STAGE, record)
+        return record
+    from serving.cli_project import ProjectCliError, matrix_view
+
+    try:
+        view = matrix_view(job.settings, job.identity.as_of)
+    except ProjectCliError as error:  # no matrix policy, no project under construction
+        record = _skipped("工程定级未执行", f"projects not graded: {error}")
+        _commit_stage(job, run, PROJECT_STAGE, record)
+        return record
+    if (view.model_version != job.project_version or view.snapshot_id != run.snapshot_id
+            or view.policy_hash != run.policy_hash):
+        raise ServingError(
+            "运行期间工程模型冠军、快照或政策发生变化, 请重新运行 / the project champion, the "
+            "snapshot or the policy changed during the run: run the same command again")
+    from serving.cli_project import REGISTERED_NAME as PROJECT_MODEL
+
+    hashes = project_input_hashes(view.features)
+    rows, entries = project_grade_rows(run, view.placements, PROJECT_MODEL,
+                                       view.model_version, hashes)
+    levels = view.placements["level"].astype(str).value_counts().sort_index()
+    record = {"status": "published", "model_name": PROJECT_MODEL,
+              "model_version": view.model_version, "matrix_version": view.matrix_version,
+              "projects": len(rows), "due": len(view.due),
+              "by_level": {str(k): int(v) for k, v in levels.items()}}
+    _commit_stage(job, run, PROJECT_STAGE, record, project_grades, rows, entries)
+    return record
+
+
+def _nightly_classes(job: _Job, run: RunRecord) -> Any:
+    """The class provider of the trigger stage: this run's published classes and reasons
+    (hysteresis and overrides included), so triggers and scores never disagree."""
+    from serving.cli_triggers import Classification
+
+    def provide(_settings: Settings, _day: pd.Timestamp) -> Classification:
+        classes = _run_classes(job.engine, run.id).rename(columns={"risk_class": "class"})
+        return Classification(classes.sort_index(), f"{run.model_name} v{run.model_version} "
+                                                    f"(nightly run {run.id})",
+                              reasons=partial(reason_texts, job.engine, run.id))
+
+    return provide
+
+
+REASON_BATCH = 5_000  # firms per query: well inside every database's bound-parameter limit
+
+
+def reason_texts(engine: Engine, run_id: int, firms: pd.Index) -> pd.DataFrame:
+    """top_reasons_zh/en of `firms` in run `run_id` (index uscc): the reason texts in rank
+    order joined by "；", "" for a firm without reasons — what `scores_frame(...,
+    with_reasons=True)` shows, read for these firms only."""
+    wanted = sorted({str(u) for u in firms})
+    parts: list[Any] = []
+    with engine.connect() as connection:
+        for start in range(0, len(wanted), REASON_BATCH):
+            batch = wanted[start:start + REASON_BATCH]
+            parts += connection.execute(
+                select(reasons.c.uscc, reasons.c.rank, reasons.c.text_zh, reasons.c.text_en)
+                .where(reasons.c.run_id == run_id, reasons.c.uscc.in_(batch))).all()
+    frame = pd.DataFrame(parts, columns=["uscc", "rank", "text_zh", "text_en"])
+    frame["uscc"] = frame["uscc"].astype(str)
+    frame = frame.sort_values(["uscc", "rank"], kind="stable")
+    index = pd.Index(wanted, name="uscc")
+    texts = {f"top_reasons_{language}": frame.groupby("uscc", sort=False)[f"text_{language}"]
+             .agg("；".join).reindex(index).fillna("") for language in ("zh", "en")}
+    return pd.DataFrame(texts, index=index)
+
+
+def _plain(value: Any) -> Any:
+    """A case-book value as plain JSON (missing dates and numbers → None)."""
+    if isinstance(value, Mapping | list | tuple):
+        return json_ready(value)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return json_ready(value)
+
+
+def trigger_case_rows(run: RunRecord, book: pd.DataFrame, opened: Sequence[str],
+                      updated: Sequence[str]) -> tuple[list[dict[str, Any]], list[AuditEntry]]:
+    """Store rows of every case open on the run's day or touched by it, and one audit record
+    per case the day's evaluation opened or updated (with that day's evidence)."""
+    from supervision.triggers import open_cases_at
+
+    day = pd.Timestamp(run.as_of)
+    touched = set(opened) | set(updated)
+    live = open_cases_at(book, day)
+    cases = pd.concat([live, book.loc[book["case_id"].astype(str).isin(touched)]])
+    cases = cases.drop_duplicates("case_id").sort_values("case_id")
+    stamp = day.strftime("%Y-%m-%d")
+    rows, entries = [], []
+    for case in cases.to_dict("records"):
+        case_id = str(case["case_id"])
+        today = "opened" if case_id in opened else "updated" if case_id in updated else ""
+        rules = [str(r) for r in (case.get("rules_fired") or [])]
+        payload = {key: _plain(case.get(key)) for key in (
+            "evidence", "tags", "reasons", "pending_corrections", "correct_by", "closed_on",
+            "previous_class", "probability")}
+        risk_class = case.get("risk_class")
+        rows.append({
+            "run_id": run.id, "case_id": case_id, "uscc": str(case["uscc"]), "today": today,
+            "opened_on": pd.Timestamp(case["opened_on"]).date(),
+            "updated_on": pd.Timestamp(case["updated_on"]).date(),
+            "status": str(case["status"]), "action": str(case["action"]),
+            "severity": _plain(case.get("severity")), "tolerated": bool(case["tolerated"]),
+            "rules": ",".join(rules),
+            "risk_class": risk_class if isinstance(risk_class, str) else None,
+            "payload": payload,
+        })
+        if today:
+            evidence = [item for item in (payload["evidence"] or [])
+                        if item.get("recorded_on") == stamp]
+            entries.append(AuditEntry(TRIGGER_CASE, {
+                "case_id": case_id, "outcome": today, "as_of": stamp,
+                "action": rows[-1]["action"], "severity": rows[-1]["severity"],
+                "tolerated": rows[-1]["tolerated"], "rules": rules,
+                "risk_class": rows[-1]["risk_class"], "evidence": evidence,
+                "policy_version": run.policy_version, "policy_hash": run.policy_hash,
+                "snapshot_id": run.snapshot_id,
+            }, str(case["uscc"]), stamp, run.id))
+    return rows, entries
+
+
+def _trigger_stage(job: _Job, run: RunRecord) -> dict[str, Any]:
+    """Run the digital-economy triggers for the run's day on the case book and publish the
+    cases (the book under `<home>/cases/` stays the working copy)."""
+    done = stage_record(job.engine, run.id, TRIGGER_STAGE)
+    if done is not None:
+        return done
+    if job.policy.digital is None:
+        record = _skipped("政策文件没有 digital 段, 跳过触发式监管",
+                          "the policy has no `digital:` section: triggers not run")
+        _commit_stage(job, run, TRIGGER_STAGE, record)
+        return record
+    from serving import case_store
+    from serving.cli_triggers import run_triggers
+
+    try:
+        report = run_triggers(job.settings, job.identity.as_of,
+                              class_provider=_nightly_classes(job, run))
+    except case_store.CaseStoreError as error:  # e.g. a date behind the case book
+        record = _skipped("触发规则未运行", f"triggers not run: {error}")
+        _commit_stage(job, run, TRIGGER_STAGE, record)
+        return record
+    book = case_store.load_case_book(job.settings)
+    rows, entries = trigger_case_rows(run, book, report.opened, report.updated)
+    record = {"status": "published", "opened": len(report.opened),
+              "updated": len(report.updated), "suppressed": len(report.suppressed),
+              "open_cases": report.open_cases, "tagged": report.tagged,
+              "undisturbed": report.undisturbed, "published_cases": len(rows),
+              "recorded_before": report.already_recorded,
+              "classes": report.provenance.get("classes")}
+    _commit_stage(job, run, TRIGGER_STAGE, record, trigger_cases, rows, entries)
+    return record
 
 
 # --------------------------------------------------------------------------- monitoring
@@ -785,7 +1170,8 @@ def training_reference(model_name: str, version: str) -> dict[str, Any] | None:
 def _monitoring(job: _Job, run: RunRecord) -> tuple[dict[str, Any], dict[str, Any]]:
     """Drift against the training reference (else the previous run), the class transition
     matrix and the fairness report on the live classes."""
-    current = _run_classes(job.engine, run.id).reindex(job.features.index)
+    features = job.enterprise_features()
+    current = _run_classes(job.engine, run.id).reindex(features.index)
     previous_run = None if run.previous_run_id is None else get_run(job.engine,
                                                                     run.previous_run_id)
     previous = _run_classes(job.engine, run.previous_run_id)["risk_class"]
@@ -793,8 +1179,8 @@ def _monitoring(job: _Job, run: RunRecord) -> tuple[dict[str, Any], dict[str, An
     matrix = transition_matrix(previous if previous_run else None, current["risk_class"], labels)
     thresholds = drift_thresholds(job.policy)
     inputs = model_inputs(job.catalogue)
-    columns = [c for c in inputs if c in job.features.columns]
-    profile = population_profile(job.features[columns], columns, current["probability"],
+    columns = [c for c in inputs if c in features.columns]
+    profile = population_profile(features[columns], columns, current["probability"],
                                  thresholds.bins)
     reference = training_reference(run.model_name, run.model_version)
     source = "training"
@@ -803,10 +1189,10 @@ def _monitoring(job: _Job, run: RunRecord) -> tuple[dict[str, Any], dict[str, An
         source = f"previous_run:{previous_run.id}" if reference is not None else "none"
     elif reference is None:
         source = "none"
-    drift_table = (population_stability(reference, job.features[columns],
+    drift_table = (population_stability(reference, features[columns],
                                         current["probability"], thresholds)
                    if reference is not None else None)
-    fairness = audit_fairness(fairness_frame(job.features, current["risk_class"]), job.policy)
+    fairness = audit_fairness(fairness_frame(features, current["risk_class"]), job.policy)
     drift_summary: dict[str, Any] = {"reference": source, "flag": thresholds.flag,
                                      "alert": thresholds.alert}
     if drift_table is not None:
@@ -850,10 +1236,12 @@ def _complete(job: _Job, run: RunRecord, timer: StageTimer, payloads: dict[str, 
         stage_seconds = dict(timer.seconds)
         for stage in ("read", "score", "explain", "write"):
             stage_seconds[stage] = totals["seconds"].get(stage, 0.0)
+        stages = {stage: stage_record(job.engine, run.id, stage)
+                  for stage in (PROJECT_STAGE, TRIGGER_STAGE)}
         summary = {"class_counts": class_counts, "class_changes": changes,
                    "explained": totals["explained"], "reused": totals["reused"],
                    "drift": drift, "ingest": ingest, "resumed_chunks": resumed,
-                   "notes": notes}
+                   "notes": notes, "stages": {k: v for k, v in stages.items() if v}}
         with job.engine.begin() as connection:
             for kind, payload in payloads.items():
                 connection.execute(monitoring.insert().values(

@@ -46,6 +46,7 @@ from sqlalchemy import (
     func,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import make_url
 
@@ -165,57 +166,100 @@ audit_log = Table(
     Index("ix_audit_log_run_id", "run_id"),
 )
 
-# Reserved for the project matrix, trigger cases and campaigns: created by the schema so
-# those features land without a migration of their own; written by their modules later.
+# Project grades, trigger cases, campaigns and draws (migration 3 replaced the reserved,
+# never-written tables of the baseline with these). Project grades and trigger cases are rows
+# of a nightly run (readers see them once the run is complete); campaigns, draws and campaign
+# actions are the published record of the file-based campaign store (`serving.campaign_store`
+# keeps working there and publishes every action here, with its audit record).
 project_grades = Table(
     "project_grades", metadata,
     Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
     Column("project_id", String(64), primary_key=True),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(32), nullable=False),
     Column("risk_source_grade", String(4), nullable=False),
+    Column("risk_source_points", Double, nullable=True),
     Column("management_grade", String(4), nullable=False),
-    Column("probability", Double, nullable=True),
-    Column("matrix_cell", String(16), nullable=False),
-    Column("supervision_level", String(32), nullable=False),
-    Column("next_due", Date, nullable=True),
-    Column("reasons_zh", Text, nullable=True),
-    Column("reasons_en", Text, nullable=True),
-    Column("input_hash", String(64), nullable=True),
+    Column("probability", Double, nullable=False),
+    Column("cell", String(16), nullable=False),
+    Column("level", String(32), nullable=False),
+    Column("level_rank", SmallInteger, nullable=False),
+    Column("interval_days", Integer, nullable=True),
+    Column("last_inspection_date", Date, nullable=True),
+    Column("next_due_date", Date, nullable=True),
+    Column("overrides", String(256), nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("input_hash", String(64), nullable=False),
 )
 
 trigger_cases = Table(
     "trigger_cases", metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
     Column("case_id", String(64), primary_key=True),
     Column("uscc", String(18), nullable=False, index=True),
+    Column("today", String(16), nullable=False),
     Column("opened_on", Date, nullable=False),
+    Column("updated_on", Date, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("rules", Text, nullable=False),
-    Column("severity", String(16), nullable=True),
     Column("action", String(32), nullable=False),
-    Column("run_id", Integer, ForeignKey("runs.id"), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("severity", String(16), nullable=True),
+    Column("tolerated", Boolean, nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("risk_class", String(4), nullable=True),
     Column("payload", JSON, nullable=False),
 )
 
 campaigns = Table(
     "campaigns", metadata,
     Column("campaign_id", String(64), primary_key=True),
-    Column("name", Text, nullable=False),
-    Column("department", Text, nullable=True),
+    Column("department", String(64), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("commitment_hash", String(64), nullable=True),
+    Column("planned_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("commitment_digest", String(64), nullable=False),
     Column("payload", JSON, nullable=False),
 )
 
 draws = Table(
     "draws", metadata,
-    Column("draw_id", String(64), primary_key=True),
-    Column("campaign_id", String(64), ForeignKey("campaigns.campaign_id"), nullable=False),
-    Column("seed_commitment", String(64), nullable=False),
-    Column("seed", String(128), nullable=True),
-    Column("drawn_at", DateTime(timezone=True), nullable=True),
-    Column("published_at", DateTime(timezone=True), nullable=True),
+    Column("campaign_id", String(64), ForeignKey("campaigns.campaign_id"), primary_key=True),
+    Column("commitment_digest", String(64), nullable=False),
+    Column("drawn_at", DateTime(timezone=True), nullable=False),
+    Column("drawn", Integer, nullable=False),
+    Column("public_entropy", Text, nullable=True),
+    Column("evidence_sha256", String(64), nullable=True),
     Column("payload", JSON, nullable=False),
+)
+
+campaign_actions = Table(
+    "campaign_actions", metadata,
+    Column("campaign_id", String(64), ForeignKey("campaigns.campaign_id"), primary_key=True),
+    Column("log_line", Integer, primary_key=True, autoincrement=False),
+    Column("action", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("audit_seq", BigInteger, nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+
+# Service accounts (migration 2): argon2 password hashes and sha256 hashes of opaque tokens —
+# neither a password nor a token is ever stored in the clear.
+users = Table(
+    "users", metadata,
+    Column("username", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("inspector_id", String(64), nullable=True),
+    Column("password_hash", Text, nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("username", String(64), ForeignKey("users.username"), nullable=False, index=True),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
 schema_version = Table(
@@ -243,12 +287,40 @@ def _baseline(connection: Connection) -> None:
     metadata.create_all(connection, checkfirst=True)
 
 
+def _service_accounts(connection: Connection) -> None:
+    """Version 2: the API's users and their hashed tokens."""
+    metadata.create_all(connection, tables=[users, api_tokens], checkfirst=True)
+
+
+_RESERVED_BASELINE_TABLES = ("draws", "campaigns", "trigger_cases", "project_grades")
+
+
+def _nightly_stages_and_campaigns(connection: Connection) -> None:
+    """Version 3: the baseline reserved four tables no release ever wrote; they are replaced
+    by run-scoped project grades and trigger cases and by campaigns, draws and campaign
+    actions. A reserved table holding rows (written by hand) is refused, never dropped."""
+    existing = set(inspect(connection).get_table_names())
+    for name in _RESERVED_BASELINE_TABLES:
+        if name not in existing:
+            continue
+        if connection.execute(text(f"SELECT COUNT(*) FROM {name}")).scalar():
+            raise StoreError(
+                f"保留表 {name} 中有数据, 无法升级结构 / the reserved table {name} holds rows; "
+                "move them away before upgrading the schema to version 3")
+        connection.execute(text(f"DROP TABLE {name}"))
+    metadata.create_all(connection, tables=[project_grades, trigger_cases, campaigns, draws,
+                                            campaign_actions], checkfirst=True)
+
+
 # Append only. A step after the baseline alters existing tables (ALTER, data moves) and the
 # table definitions above must be updated to match, so a fresh database created at head and
 # an old one migrated step by step end up identical.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: runs, scores, reasons, monitoring, audit log, reserved tables",
               _baseline),
+    Migration(2, "service accounts: users and api_tokens", _service_accounts),
+    Migration(3, "nightly project grades and trigger cases; campaigns, draws, campaign actions",
+              _nightly_stages_and_campaigns),
 )
 
 
@@ -633,3 +705,92 @@ def monitoring_payloads(engine: Engine, run: RunRecord | int | None = None
 
 def _loaded(payload: Any) -> Any:
     return json.loads(payload) if isinstance(payload, str) else payload
+
+
+_PROJECT_GRADE_COLUMNS = ["project_id", "model_name", "model_version", "risk_source_grade",
+                          "risk_source_points", "management_grade", "probability", "cell",
+                          "level", "level_rank", "interval_days", "last_inspection_date",
+                          "next_due_date", "overrides", "reasons", "input_hash"]
+_TRIGGER_CASE_COLUMNS = ["case_id", "uscc", "today", "opened_on", "updated_on", "status",
+                         "action", "severity", "tolerated", "rules", "risk_class", "payload"]
+
+
+def _dates(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    return frame
+
+
+def project_grades_frame(engine: Engine, run: RunRecord | int | None = None) -> pd.DataFrame:
+    """Every project graded by `run` (default: the latest complete run), by project id.
+
+    One row per project under construction on the run's as-of date: the project model's
+    name and version, risk-source grade (R1–R4) and points, management grade (M1–M4) and
+    probability, matrix cell, supervision level (code and rank, 0 = most intensive), its
+    interval, last inspection, next due date, override codes (comma-joined), the reasons as
+    the matrix shows them ("中文 / English; …": risk source, model, overrides) and the hash of
+    the project's model inputs.
+    Empty when the run had no project champion (its summary says the stage was skipped).
+    """
+    record = _resolve_run(engine, run)
+    if record is None:
+        return pd.DataFrame(columns=_PROJECT_GRADE_COLUMNS)
+    query = (select(*[project_grades.c[c] for c in _PROJECT_GRADE_COLUMNS])
+             .where(project_grades.c.run_id == record.id)
+             .order_by(project_grades.c.project_id))
+    with engine.connect() as connection:
+        frame = pd.read_sql(query, connection)
+    frame["probability"] = frame["probability"].astype(float)
+    return _dates(frame, ["last_inspection_date", "next_due_date"])
+
+
+def trigger_cases_frame(engine: Engine, run: RunRecord | int | None = None) -> pd.DataFrame:
+    """The trigger cases published with `run` (default: the latest complete run).
+
+    One row per case open on the run's as-of date or touched by that day's evaluation:
+    `today` is "opened", "updated" or "" (still open, untouched). `rules` is comma-joined;
+    `payload` holds the evidence (rule, records, observed values against thresholds,
+    bilingual text), tags, class reasons and tolerance details as a dict.
+    """
+    record = _resolve_run(engine, run)
+    if record is None:
+        return pd.DataFrame(columns=_TRIGGER_CASE_COLUMNS)
+    query = (select(*[trigger_cases.c[c] for c in _TRIGGER_CASE_COLUMNS])
+             .where(trigger_cases.c.run_id == record.id)
+             .order_by(trigger_cases.c.case_id))
+    with engine.connect() as connection:
+        frame = pd.read_sql(query, connection)
+    frame["tolerated"] = frame["tolerated"].astype(bool)
+    frame["payload"] = [_loaded(p) for p in frame["payload"]]
+    return _dates(frame, ["opened_on", "updated_on"])
+
+
+def campaigns_frame(engine: Engine) -> pd.DataFrame:
+    """Every published campaign (status = its last published step), newest plan first."""
+    with engine.connect() as connection:
+        frame = pd.read_sql(select(campaigns).order_by(campaigns.c.planned_at.desc(),
+                                                       campaigns.c.campaign_id), connection)
+    frame["payload"] = [_loaded(p) for p in frame["payload"]]
+    return frame
+
+
+def draws_frame(engine: Engine, campaign_id: str | None = None) -> pd.DataFrame:
+    """Published draws (one per campaign), with the public notice as `payload`."""
+    query = select(draws).order_by(draws.c.drawn_at, draws.c.campaign_id)
+    if campaign_id is not None:
+        query = query.where(draws.c.campaign_id == campaign_id)
+    with engine.connect() as connection:
+        frame = pd.read_sql(query, connection)
+    frame["payload"] = [_loaded(p) for p in frame["payload"]]
+    return frame
+
+
+def campaign_actions_frame(engine: Engine, campaign_id: str | None = None) -> pd.DataFrame:
+    """Published campaign actions in log order, each with the audit record's sequence."""
+    query = select(campaign_actions).order_by(campaign_actions.c.audit_seq)
+    if campaign_id is not None:
+        query = query.where(campaign_actions.c.campaign_id == campaign_id)
+    with engine.connect() as connection:
+        frame = pd.read_sql(query, connection)
+    frame["payload"] = [_loaded(p) for p in frame["payload"]]
+    return frame

@@ -233,9 +233,29 @@ class RiskSourcePolicy(_Strict):
         return value
 
 
-class ManagementPolicy(_Strict):
-    """Where M2, M3 and M4 start on the calibrated defect probability, and how many reasons."""
+def _open_unit_interval(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise _error("unit_interval", f"必须为 0 与 1 之间的数, 实际为 {value!r}",
+                     f"must be a number strictly between 0 and 1, got {value!r}")
+    return float(value)
 
+
+Share = Annotated[float, BeforeValidator(_open_unit_interval)]
+
+
+class ManagementPolicy(_Strict):
+    """The management model's label, its promotion calibration limit, and where M2, M3 and M4
+    start on its calibrated defect probability.
+
+    `label_window_days`: the label is the first inspection within this many days after the
+    as-of date (training and backtest use it; a model is only comparable to one trained on
+    the same window). `ece_gate`: the largest pooled backtest calibration error with which a
+    project model may become champion (the enterprise gate's `evaluation.ece_gate` does not
+    apply: the site-level label is rarer and noisier than the enterprise one).
+    """
+
+    label_window_days: Days
+    ece_gate: Share
     probability_cutoffs: dict[str, float]
     top_reasons: Count = 3
 

@@ -40,7 +40,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from features.catalogue import FeatureInfo
-from features.contract import ENTITY_TYPES, OWNERSHIP_TYPES
+from features.contract import ENTERPRISE_EVENT_TYPES, ENTITY_TYPES, OWNERSHIP_TYPES
 from features.enterprise_features import (
     AUDIT_ATTRIBUTES,
     HARD_RULE_FLAGS,
@@ -48,6 +48,7 @@ from features.enterprise_features import (
     SIZE_BANDS,
     enterprise_feature_catalogue,
 )
+from features.labels import LABEL_EVENT_TYPES
 from supervision.matrix_policy import MatrixPolicy
 from supervision.sampling_policy import SamplingPolicy
 from supervision.trigger_policy import DigitalPolicy
@@ -388,11 +389,57 @@ class SizeBandLimits(_Section):
         return value
 
 
+class LabelPolicy(_Section):
+    """Which recorded outcomes label an enterprise "a real problem surfaced" (besides
+    non-exempt inspection findings, which always do).
+
+    `events`: enterprise-event types that label; `excluded_items`: per event type, item codes
+    that do not (e.g. an abnormal listing whose only cause is a late annual report). Left
+    out of a file: the original definition (every penalty and listing counts).
+    """
+
+    events: list[str] = Field(default_factory=lambda: list(LABEL_EVENT_TYPES))
+    excluded_items: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        problems = [
+            _problem(f"[{i}]", "不是数据契约中的企业事件类型",
+                     f"is not an enterprise event type of the contract "
+                     f"({', '.join(ENTERPRISE_EVENT_TYPES)})", v)
+            for i, v in enumerate(value) if v not in ENTERPRISE_EVENT_TYPES
+        ]
+        problems += [_problem(f"[{i}]", "重复", "is listed twice", v)
+                     for i, v in enumerate(value) if v in value[:i]]
+        if problems:
+            raise _rule(problems)
+        return value
+
+    @model_validator(mode="after")
+    def _exclusions_of_labelling_events(self) -> LabelPolicy:
+        problems = [
+            _problem(f"excluded_items.{kind}", "不是上面 events 中的标签事件",
+                     "is not one of the labelling events above", kind)
+            for kind in self.excluded_items if kind not in self.events
+        ]
+        problems += [
+            _problem(f"excluded_items.{kind}[{i}]", "事项代码不能为空", "item code must not be "
+                     "empty", code)
+            for kind, codes in self.excluded_items.items()
+            for i, code in enumerate(codes) if not str(code).strip()
+        ]
+        if problems:
+            raise _rule(problems)
+        return self
+
+
 class EnterprisePolicy(_Section):
     """Enterprise credit-risk classification: windows for features and labels, classes."""
 
     label_window_months: int = Field(gt=0)
     label_grace_days: int = Field(ge=0)
+    label: LabelPolicy = Field(default_factory=LabelPolicy)
     feature_windows_days: list[int] = Field(min_length=1)
     newly_established_months: int = Field(gt=0)
     large_capital_10k_cny: float = Field(gt=0)
@@ -590,6 +637,27 @@ def _scorecard_features_exist(policy: Policy) -> Iterable[Problem]:
                            f"{item.feature!r} is audit-only and must not score points")
 
 
+class MonitoringPolicy(_Section):
+    """Drift bands of the nightly monitoring (population stability index, PSI).
+
+    A feature or the score whose PSI against the training reference exceeds `psi_flag` is
+    flagged for attention, above `psi_alert` it raises an alert; `bins` is the number of
+    quantile bins of the reference the PSI is computed over. Credit scoring's convention is
+    0.1 / 0.25 over deciles.
+    """
+
+    psi_flag: float = Field(gt=0)
+    psi_alert: float = Field(gt=0)
+    bins: int = Field(ge=2, le=100)
+
+    @model_validator(mode="after")
+    def _alert_above_flag(self) -> MonitoringPolicy:
+        if self.psi_alert <= self.psi_flag:
+            raise _one("psi_alert", f"必须大于 psi_flag ({self.psi_flag})",
+                       f"must be greater than psi_flag ({self.psi_flag})", self.psi_alert)
+        return self
+
+
 # Checks that need more than one section; each yields problems with full paths. They run once
 # every section is valid on its own.
 _CROSS_CHECKS: list[Callable[[Policy], Iterable[Problem]]] = [_scorecard_features_exist]
@@ -607,6 +675,7 @@ class Policy(_Section):
     sampling: SamplingPolicy | None = None
     digital: DigitalPolicy | None = None
     matrix: MatrixPolicy | None = None
+    monitoring: MonitoringPolicy | None = None
 
     @field_validator("exemptions")
     @classmethod
@@ -669,6 +738,11 @@ class Policy(_Section):
             "window_months": self.enterprise.label_window_months,
             "exempt_codes": self.exempt_codes,
             "grace_days": self.enterprise.label_grace_days,
+            "label_events": tuple(self.enterprise.label.events),
+            "excluded_event_items": {
+                kind: frozenset(codes)
+                for kind, codes in self.enterprise.label.excluded_items.items()
+            },
         }
 
     def with_cutoffs(self, cutoffs: Sequence[float]) -> Policy:

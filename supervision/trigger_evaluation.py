@@ -13,7 +13,10 @@ case a fixed number of days after its last update, and compares the cases with t
 - serious problems reaching a case within `catch_days` of first showing in the records (the
   first watched record known on or after the problem's start);
 - inspections avoided: class-driven routine sampling of tagged firms against trigger
-  inspections plus the random floor for undisturbed firms.
+  inspections plus the random floor for undisturbed firms. The replay has no feedback (a
+  trigger inspection does not end the simulated problem), so it also counts the inspection
+  cases opened again on a problem an earlier inspection already hit, and the figure without
+  them.
 """
 
 from __future__ import annotations
@@ -111,6 +114,24 @@ def _had_problem_on(touches: pd.DataFrame, problems: pd.DataFrame) -> np.ndarray
     )
     hit = set(joined.loc[live, "touch"])
     return np.array([i in hit for i in range(len(touches))], dtype=bool)
+
+
+def _repeat_inspections(opened: pd.DataFrame, problems: pd.DataFrame) -> int:
+    """Inspection cases opened on a true problem an earlier inspection case already hit.
+
+    The replay does not feed back into the truth: a trigger inspection does not end the
+    simulated problem, so a persistent problem fires again after the cool-down and is
+    inspected again. A real inspection orders the correction; these repeats are what the
+    replay over-counts.
+    """
+    visits = opened.loc[opened["action"].astype(str) == "inspection", ["uscc", "date"]]
+    joined = visits.reset_index(names="touch").merge(
+        problems.reset_index(names="episode")[["uscc", "episode", "problem_start",
+                                               "problem_end"]], on="uscc", how="inner")
+    live = (joined["problem_start"] <= joined["date"]) & (
+        joined["problem_end"].isna() | (joined["problem_end"] >= joined["date"]))
+    hits = joined.loc[live].sort_values(["date", "touch"]).drop_duplicates("touch")
+    return int(hits.duplicated(["uscc", "episode"]).sum())
 
 
 def _first_touch_between(
@@ -326,6 +347,7 @@ def evaluate_trigger_policy(
     opened = touches.loc[touches["opened"]].reset_index(drop=True)
     hits = _had_problem_on(opened, problems)
     inspection_hits = hits[(opened["action"].astype(str) == "inspection").to_numpy()]
+    repeats = _repeat_inspections(opened, problems)
     by_rule = _precision_by_rule(book, problems)
     tagged_firms = set(tagged["uscc"])
     firm_problems = problems.loc[member(problems["uscc"], tagged_firms)].copy()
@@ -396,6 +418,10 @@ def evaluate_trigger_policy(
         "routine_inspections": routine,
         "trigger_regime_inspections": inspection_cases + floor,
         "inspections_avoided": routine - inspection_cases - floor,
+        "repeat_inspections_of_a_problem": repeats,
+        "inspections_avoided_without_repeats": routine - (inspection_cases - repeats) - floor,
+        "problems_found_routine": routine * base_rate,
+        "problems_found_by_trigger_inspections": float(inspection_hits.sum()),
         # visits to firms with no true problem: what "无事不扰" is meant to spare
         "routine_inspections_without_problem": routine * (1.0 - base_rate),
         "trigger_regime_inspections_without_problem": inspection_cases

@@ -217,12 +217,32 @@ class ComplaintSurgeRule(_TriggerRuleBase):
 
 
 class NewEventRule(_TriggerRuleBase):
-    """Records of `event_types` (and `severities`, when given) that became known recently."""
+    """Records of `event_types` (and `severities`, when given) that became known recently.
+
+    `min_count`: at least this many such records within the lookback (a second model hit
+    before a visit). `corroborated_by` / `corroboration_days`: fire only when the firm also
+    has a record of one of these types known within the last `corroboration_days` (a lone
+    weak signal waits for a second, independent one; the corroborating records are shown as
+    evidence but not consumed, so they can still fire their own rules).
+    """
 
     kind: Literal["new_event"]
     event_types: NonEmptyEventTypes
     severities: NonEmptySeverities | None = None
     lookback_days: PositiveInt | None = None
+    min_count: PositiveInt = 1
+    corroborated_by: Annotated[list[EventType], _IsList, _NonEmpty, _Unique] | None = None
+    corroboration_days: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _corroboration_complete(self) -> NewEventRule:
+        if (self.corroborated_by is None) != (self.corroboration_days is None):
+            raise _error(
+                "corroboration",
+                "corroborated_by 与 corroboration_days 须同时给出或同时省略",
+                "corroborated_by and corroboration_days go together: give both or neither",
+            )
+        return self
 
 
 class ClassDropRule(_TriggerRuleBase):

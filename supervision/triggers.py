@@ -401,8 +401,17 @@ def _new_events(
         recent = recent.loc[recent["severity"].isin(rule.severities).fillna(False)]
     if used_ids:
         recent = recent.loc[~member(recent["event_id"], used_ids)]
+    corroboration = _corroborating_records(rule, known, as_of)
     firings = []
     for uscc, records in _records_by_firm(recent).items():
+        if len(records.event_ids) < rule.min_count:
+            continue
+        supporting: list[str] = []
+        if corroboration is not None:
+            own = set(records.event_ids)
+            supporting = [e for e in corroboration.get(uscc, []) if e not in own]
+            if not supporting:
+                continue
         ids = tuple(records.event_ids)
         types = tuple(records.event_types)
         record_severity = _max_severity(records.severities)
@@ -421,18 +430,50 @@ def _new_events(
                 key=",".join(ids),
                 event_ids=ids,
                 event_types=types,
-                observed={"count": len(ids), "max_severity": record_severity},
-                threshold={
-                    "lookback_days": lookback,
-                    "event_types": list(rule.event_types),
-                    "severities": list(rule.severities) if rule.severities else None,
-                },
-                zh=f"近{lookback}天新增{types_zh}{len(ids)}条{extra_zh} ({', '.join(ids)})",
+                observed=_new_event_observed(len(ids), record_severity, supporting),
+                threshold=_new_event_threshold(rule, lookback),
+                zh=f"近{lookback}天新增{types_zh}{len(ids)}条{extra_zh} ({', '.join(ids)})"
+                + (f", 佐证记录 {', '.join(supporting)}" if supporting else ""),
                 en=f"{len(ids)} new {types_en} record(s) in the last {lookback} days"
-                f"{extra_en} ({', '.join(ids)})",
+                f"{extra_en} ({', '.join(ids)})"
+                + (f", corroborated by {', '.join(supporting)}" if supporting else ""),
             )
         )
     return firings
+
+
+def _corroborating_records(
+    rule: NewEventRule, known: pd.DataFrame, as_of: pd.Timestamp
+) -> dict[str, list[str]] | None:
+    """Per firm, ids of records that corroborate the rule (None: the rule needs none)."""
+    if rule.corroborated_by is None or rule.corroboration_days is None:
+        return None
+    since = as_of - pd.Timedelta(days=rule.corroboration_days)
+    rows = known.loc[known["event_type"].isin(rule.corroborated_by)
+                     & (known["known_date"] >= since)]
+    return {uscc: records.event_ids for uscc, records in _records_by_firm(rows).items()}
+
+
+def _new_event_observed(count: int, severity: str | None, supporting: list[str]
+                        ) -> dict[str, Any]:
+    observed: dict[str, Any] = {"count": count, "max_severity": severity}
+    if supporting:
+        observed["corroborating_records"] = supporting
+    return observed
+
+
+def _new_event_threshold(rule: NewEventRule, lookback: int) -> dict[str, Any]:
+    threshold: dict[str, Any] = {
+        "lookback_days": lookback,
+        "event_types": list(rule.event_types),
+        "severities": list(rule.severities) if rule.severities else None,
+    }
+    if rule.min_count > 1:
+        threshold["min_count"] = rule.min_count
+    if rule.corroborated_by is not None:
+        threshold["corroborated_by"] = list(rule.corroborated_by)
+        threshold["corroboration_days"] = rule.corroboration_days
+    return threshold
 
 
 def _class_drops(

@@ -14,7 +14,9 @@ Rules the numbers follow:
 * A ratio is flagged only when both the group and the reference have at least ``min_n``
   rows in the rate's denominator (rows for class and burden rates, inspected rows with a
   result for the hit rate). Smaller groups are still reported, marked ``small_group``,
-  because a few firms swing their rates too much for a ratio to mean anything.
+  because a few firms swing their rates too much for a ratio to mean anything. When rows
+  are repeated observations of one unit (site-months of a project), ``unit_column`` makes
+  ``min_n`` count distinct units too: 100 site-months of 8 sites are 8 observations.
 * When the reference rate is 0, a group rate of 0 gives ratio 1 (no disparity) and a
   positive group rate gives ∞ (flagged).
 * Missing group values form their own group, "(缺失 / missing)", rather than vanishing.
@@ -134,11 +136,15 @@ def _add_ratios(table: pd.DataFrame, reference: str, band: tuple[float, float],
     ref = table.loc[table["group"] == reference].iloc[0]
     table = table.copy()
     table["is_reference"] = table["group"] == reference
-    table["small_group"] = table["n"] < min_n
+    enough_units = pd.Series(True, index=table.index)
+    if "n_units" in table.columns:
+        enough_units = (table["n_units"] >= min_n) & (ref["n_units"] >= min_n)
+    table["small_group"] = (table["n"] < min_n) | ~enough_units
     flagged: list[list[str]] = [[] for _ in range(len(table))]
     for rate, ratio, denominator in RATE_COLUMNS:
         table[ratio] = [_ratio(r, ref[rate]) for r in table[rate]]
-        reliable = (table[denominator].fillna(0) >= min_n) & (ref[denominator] >= min_n)
+        reliable = ((table[denominator].fillna(0) >= min_n) & (ref[denominator] >= min_n)
+                    & enough_units)
         outside = (table[ratio] < band[0]) | (table[ratio] > band[1])
         for i in np.flatnonzero((reliable & outside).to_numpy()):
             flagged[i].append(rate)
@@ -160,6 +166,7 @@ def fairness_report(
     min_n: int = 30,
     high_classes: Sequence[str] = ("D",),
     elevated_classes: Sequence[str] = ("C", "D"),
+    unit_column: str | None = None,
 ) -> pd.DataFrame:
     """One row per (attribute, group) with rates, ratios to the reference group and flags.
 
@@ -168,11 +175,13 @@ def fairness_report(
     a problem (``hit_column``, 0/1, NaN when not inspected). The inspection burden is the
     inspected share when ``inspected_column`` is given, else the expected inspections per
     firm from ``sampling_ratios`` (class → ratio, from the policy), else NaN. ``band``
-    and ``min_n`` come from the policy. Columns: ``REPORT_COLUMNS``.
+    and ``min_n`` come from the policy. Columns: ``REPORT_COLUMNS`` (plus ``n_units``, the
+    distinct units per group, when ``unit_column`` names the unit rows repeat).
     """
     if not band[0] < 1 < band[1]:
         raise ValueError(f"fairness_report: band must contain 1 (low < 1 < high), got {band}")
-    _require_columns(frame, [class_column, inspected_column, hit_column, *group_columns])
+    _require_columns(frame, [class_column, inspected_column, hit_column, unit_column,
+                             *group_columns])
     classes = frame[class_column].astype(object)
     high = classes.isin(list(high_classes)).astype(float)
     elevated = classes.isin(list(elevated_classes)).astype(float)
@@ -188,8 +197,11 @@ def fairness_report(
     references = dict(reference_groups or {})
     tables = []
     for attribute in group_columns:
-        table = _rates_by_group(_group_labels(frame[attribute]), high, elevated, burden,
-                                inspected, hit)
+        labels = _group_labels(frame[attribute])
+        table = _rates_by_group(labels, high, elevated, burden, inspected, hit)
+        if unit_column is not None:
+            units = frame[unit_column].groupby(labels.to_numpy(), sort=True).nunique()
+            table["n_units"] = units.reindex(table["group"]).to_numpy()
         if attribute in references:
             reference = str(references[attribute])
             if reference not in set(table["group"]):
@@ -201,7 +213,8 @@ def fairness_report(
         table = _add_ratios(table, reference, band, min_n)
         table.insert(0, "attribute", attribute)
         tables.append(table.sort_values(["n", "group"], ascending=[False, True]))
-    report = pd.concat(tables, ignore_index=True)[list(REPORT_COLUMNS)]
+    columns = [*REPORT_COLUMNS, *(["n_units"] if unit_column is not None else [])]
+    report = pd.concat(tables, ignore_index=True)[columns]
     report.attrs.update(band=tuple(band), min_n=min_n, high_classes=tuple(high_classes),
                         elevated_classes=tuple(elevated_classes))
     return report

@@ -10,10 +10,14 @@ Two questions, answered the way a district would live them:
 2. **Does the matrix find more defects per inspection?** Month by month over the test period
    the matrix places every site (both grades, cell, level, interval, overrides) and the
    inspectors visit what falls due (optionally only the top of the ranked due list when
-   capacity is short). At the same number of inspections each month, a uniform rotation
-   (every site in turn, equal intervals), the rule-only ranking, the model ranking and the
-   oracle (true monthly risk) visit their own choice. The defects each strategy finds are
-   read from the simulator's truth (`project_monthly.defective` of the month visited).
+   capacity is short). At the same number of inspections each month, the uniform schedule
+   (the expected finds of choosing that many active sites uniformly at random: every site the
+   same chance, no noise from one particular draw; the "× uniform" denominator), a uniform
+   rotation (oldest visit first — it favours new and historically rarely visited, mostly
+   low-hazard sites, so it is shown but not used as the denominator), the rule-only ranking,
+   the model ranking and the oracle (true monthly risk) visit their own choice. The defects
+   each strategy finds are read from the simulator's truth (`project_monthly.defective` of
+   the month visited).
 
 Simplifications, stated rather than hidden: the replayed visits do not change the world (the
 truth table was produced under the district's historical inspections), and features always
@@ -32,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import FeatureInfo
+from features.enterprise_features import build_enterprise_features, snapshot_table
 from features.project_features import (
     PROJECT_FEATURES,
     build_project_features,
@@ -39,17 +44,21 @@ from features.project_features import (
     project_state,
 )
 from features.project_labels import build_project_labels
+from models.baselines import PointScorecard
 from models.calibration import CalibratedRiskModel
+from models.classes import CLASS_LABELS
 from models.lgbm import RiskClassifier
 from models.matrix import MatrixRules, management_scores, place_projects, rank_due
 from models.risk_source import RiskSourceRules, grade_risk_source
 from training.metrics import evaluate_scores, format_backtest_table
 
-EnterpriseScoresAt = Callable[[pd.Timestamp], pd.DataFrame | None]
-STRATEGIES: tuple[str, ...] = ("matrix", "uniform", "risk_source_rules", "model_ranking", "oracle")
+ParticipantCreditAt = Callable[[pd.Timestamp], pd.DataFrame | None]
+STRATEGIES: tuple[str, ...] = (
+    "matrix", "uniform", "rotation", "risk_source_rules", "model_ranking", "oracle")
 STRATEGY_LABELS: dict[str, str] = {
     "matrix": "风险矩阵排期 / matrix schedule",
-    "uniform": "均匀轮检 / uniform rotation",
+    "uniform": "均匀随机 (期望) / uniform random (expected)",
+    "rotation": "均匀轮检 / uniform rotation",
     "risk_source_rules": "仅风险源规则 / risk-source rules only",
     "model_ranking": "仅模型排序 / model ranking only",
     "oracle": "真实风险 (上限) / oracle (true risk)",
@@ -129,6 +138,56 @@ class ProjectBacktestResult:
 
 
 # --------------------------------------------------------------------------------------------
+# participants' credit, point in time
+# --------------------------------------------------------------------------------------------
+
+
+def participant_credit_on(
+    snapshot: Mapping[str, pd.DataFrame],
+    as_of: pd.Timestamp | str,
+    *,
+    scorecard: PointScorecard,
+    class_cutoffs: Sequence[float] | None,
+    feature_kwargs: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Credit-risk points and class of every project participant, as known on `as_of`.
+
+    The policy scorecard on that date's enterprise features: the same computation for a
+    past backtest month and for today, so the management model never trains on a class
+    from a model that saw the future (the registered enterprise champion would). Columns
+    uscc, credit_points, credit_class (A–D from `class_cutoffs`, the lowest points of B, C
+    and D; missing when the policy sets none). Firms not existing on `as_of` are absent.
+    """
+    features = build_enterprise_features(snapshot, as_of, **dict(feature_kwargs))
+    wanted = pd.Index(snapshot_table(snapshot, "project_participants")["uscc"].astype(str))
+    features = features[features.index.astype(str).isin(wanted)]
+    points = scorecard.score(features).to_numpy(dtype=float)
+    if class_cutoffs is None:
+        classes = pd.Series(pd.NA, index=range(len(points)), dtype="string")
+    else:
+        steps = np.searchsorted(np.asarray(class_cutoffs, dtype=float), points, side="right")
+        classes = pd.Series(np.asarray(CLASS_LABELS, dtype=object)[steps], dtype="string")
+    return pd.DataFrame({
+        "uscc": features.index.astype(str).to_numpy(),
+        "credit_points": points,
+        "credit_class": classes.to_numpy(),
+    })
+
+
+def cached_credit(credit_on: ParticipantCreditAt) -> ParticipantCreditAt:
+    """`credit_on` computed once per date (the panel and the production fit share dates)."""
+    cache: dict[pd.Timestamp, pd.DataFrame | None] = {}
+
+    def credit_at(as_of: pd.Timestamp) -> pd.DataFrame | None:
+        stamp = pd.Timestamp(as_of).normalize()
+        if stamp not in cache:
+            cache[stamp] = credit_on(stamp)
+        return cache[stamp]
+
+    return credit_at
+
+
+# --------------------------------------------------------------------------------------------
 # panel: one row per (project, as_of) with features, label, risk-source grade and truth
 # --------------------------------------------------------------------------------------------
 
@@ -145,7 +204,7 @@ def build_project_panel(
     as_of_dates: Sequence[pd.Timestamp],
     *,
     label_window_days: int,
-    enterprise_scores_at: EnterpriseScoresAt | None = None,
+    participant_credit_at: ParticipantCreditAt | None = None,
 ) -> pd.DataFrame:
     """Point-in-time features and label for every project active on each date.
 
@@ -156,8 +215,8 @@ def build_project_panel(
     frames = []
     for as_of in as_of_dates:
         stamp = pd.Timestamp(as_of).normalize()
-        scores = enterprise_scores_at(stamp) if enterprise_scores_at is not None else None
-        features = build_project_features(snapshot, stamp, enterprise_scores=scores)
+        credit = participant_credit_at(stamp) if participant_credit_at is not None else None
+        features = build_project_features(snapshot, stamp, participant_credit=credit)
         labels = build_project_labels(snapshot, stamp, window_days=label_window_days)
         frame = features.assign(
             label=labels["label"].astype("Float64").to_numpy(dtype=float, na_value=np.nan),
@@ -280,7 +339,7 @@ def train_project_model(
     as_of: pd.Timestamp | str,
     config: ProjectTrainingConfig,
     *,
-    enterprise_scores_at: EnterpriseScoresAt | None = None,
+    participant_credit_at: ParticipantCreditAt | None = None,
     panel: pd.DataFrame | None = None,
 ) -> FoldModel:
     """The management model to use from `as_of` on: trained on every label known before it
@@ -296,7 +355,7 @@ def train_project_model(
                 f"{stamp.date()} to train (need label windows of {config.label_window_days} "
                 "days that have ended)")
         panel = build_project_panel(snapshot, dates, label_window_days=config.label_window_days,
-                                    enterprise_scores_at=enterprise_scores_at)
+                                    participant_credit_at=participant_credit_at)
     return train_fold(panel, stamp, config)
 
 
@@ -361,9 +420,15 @@ def replay_schedules(
         rotation = _oldest(sites, uniform_last, n)
         uniform_last = _updated(uniform_last, rotation["project_id"],
                                 pd.Series(stamp + pd.Timedelta(days=14), index=rotation.index))
+        share = n / len(sites) if len(sites) else 0.0
+        results.append({
+            "month": stamp, "strategy": "uniform", "active_sites": len(sites),
+            "inspections": n, "defects_found": share * float(sites["true_defective"].sum()),
+            "expected_found": share * float(sites["true_risk"].sum()),
+        })
         chosen = {
             "matrix": due["project_id"],
-            "uniform": rotation["project_id"],
+            "rotation": rotation["project_id"],
             "risk_source_rules": _top(sites, "risk_source_points", n)["project_id"],
             "model_ranking": _top(sites, "probability", n)["project_id"],
             "oracle": _top(sites, "true_risk", n)["project_id"],
@@ -421,7 +486,7 @@ def run_project_backtest(
     config: ProjectBacktestConfig,
     *,
     truth_monthly: pd.DataFrame | None = None,
-    enterprise_scores_at: EnterpriseScoresAt | None = None,
+    participant_credit_at: ParticipantCreditAt | None = None,
     panel: pd.DataFrame | None = None,
 ) -> ProjectBacktestResult:
     """Rolling-origin backtest of the management model and, with truth, the schedule replay.
@@ -435,7 +500,7 @@ def run_project_backtest(
         panel = build_project_panel(
             snapshot, month_starts(panel_start, test_months[-1]),
             label_window_days=config.training.label_window_days,
-            enterprise_scores_at=enterprise_scores_at)
+            participant_credit_at=participant_credit_at)
     panel = attach_risk_source(panel, snapshot, risk_rules)
     if truth_monthly is not None:
         panel = attach_truth(panel, truth_monthly)
@@ -579,7 +644,7 @@ def format_replay_table(replay: pd.DataFrame) -> str:
     lines = [
         f"{'能力 / capacity':<16}{'策略 / strategy':<44}{'检查 / insp.':>12}"
         f"{'发现 / found':>12}{'每次 / per insp.':>17}{'×均匀 / × uniform':>19}"
-        f"{'占上限 / % oracle':>18}"
+        f"{'占上限 / % oracle':>18}{'每项目月 / per site-month':>26}"
     ]
     for row in replay.to_dict(orient="records"):
         label = STRATEGY_LABELS.get(str(row["strategy"]), str(row["strategy"]))
@@ -587,6 +652,7 @@ def format_replay_table(replay: pd.DataFrame) -> str:
             f"{row['capacity']!s:<16}{label:<44}{int(row['inspections']):>12d}"
             f"{row['defects_found']:>12.0f}{row['defects_per_inspection']:>17.3f}"
             f"{row['vs_uniform']:>19.2f}{100 * row['pct_of_oracle']:>17.1f}%"
+            f"{row['inspections_per_site_month']:>26.3f}"
         )
     return "\n".join(lines)
 
@@ -625,6 +691,16 @@ LIMITS: tuple[tuple[str, str], ...] = (
     ("回放中的检查不改变真实状态 (模拟真值产生于历史排期)",
      "replayed inspections do not change the simulated truth, which arose under the "
      "historical schedule"),
+    ("参建单位信用为策略记分卡按基准日即时计算的记分与分类, 而非企业冠军模型的分类: 冠军模型见过"
+     "以后的标签, 用于历史月份会泄露未来; 训练与服务使用同一口径",
+     "participants' credit is the policy scorecard's points and class computed on each as-of "
+     "date, not the enterprise champion's class: the champion has seen later labels, so it "
+     "would leak the future into past months; training and serving use the same definition"),
+    ("\"×均匀\" 以同等检查次数下均匀随机抽取的期望为基准; 轮检 (最久未检优先) 偏向新开工和低风险"
+     "工地, 仅作参考",
+     "\"× uniform\" is against the expected finds of a uniformly random choice of as many "
+     "sites; the rotation (oldest visit first) favours new and low-hazard sites and is shown "
+     "for reference only"),
 )
 
 

@@ -296,6 +296,12 @@ def test_related_parties(features: pd.DataFrame) -> None:
     assert e5["address_other_penalties_1095d"] == 3
     assert e5["address_other_abnormal_listings_1095d"] == 2
     assert e2["address_other_enterprises"] == 0 and e5["legal_rep_other_enterprises"] == 0
+    # Problems found at related firms' inspections: E1's random check, E2's unreachable visit
+    # (E1's exempt lapse and its case known after as_of do not count).
+    assert e1["legal_rep_other_inspection_problems_1095d"] == 1  # E2
+    assert e2["legal_rep_other_inspection_problems_1095d"] == 1  # E1
+    assert e5["address_other_inspection_problems_1095d"] == 1  # E1
+    assert e1["address_other_inspection_problems_1095d"] == 0  # E5 was never inspected
 
 
 def test_social_evaluation(features: pd.DataFrame) -> None:
@@ -305,6 +311,8 @@ def test_social_evaluation(features: pd.DataFrame) -> None:
     assert e1["public_opinion_serious_90d"] == 1 and e1["public_opinion_minor_90d"] == 0
     assert e1["monitoring_hits_minor_365d"] == 0 and e1["monitoring_hits_minor_1095d"] == 1
     assert features.loc[E2, "complaint_trend"] == 0
+    assert e1["days_since_last_complaint"] == 44  # the latest of the three
+    assert math.isnan(features.loc[E2, "days_since_last_complaint"])  # never complained about
 
 
 def _future_records(uscc: str) -> dict[str, list[dict[str, Any]]]:

@@ -187,3 +187,60 @@ def test_labels_are_final_once_available(labels: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(
         build_enterprise_labels(snap, AS_OF, window_months=12, exempt_codes=EXEMPT), labels
     )
+
+
+def test_label_events_and_excluded_causes_follow_the_policy() -> None:
+    """A filing-lapse listing (YC-01) can be excluded by cause while other listings still
+    label; with no labelling events only inspection findings do."""
+    snap = scenario()
+    extra = table("enterprise_events", [
+        event(L[1], "abnormal_list_in", "2023-07-10", item_code="YC-01"),  # late annual report
+        event(L[2], "abnormal_list_in", "2023-07-10", item_code="YC-04"),  # unreachable address
+    ])
+    snap["enterprise_events"] = pd.concat([snap["enterprise_events"], extra], ignore_index=True)
+    original = build_enterprise_labels(snap, AS_OF, window_months=12, exempt_codes=EXEMPT)
+    assert original.loc[L[1], "label"] == 1 and original.loc[L[2], "label"] == 1
+    by_cause = build_enterprise_labels(
+        snap, AS_OF, window_months=12, exempt_codes=EXEMPT,
+        excluded_event_items={"abnormal_list_in": frozenset({"YC-01"})},
+    )
+    assert by_cause.loc[L[1], "label"] == 0
+    assert by_cause.loc[L[2], "label"] == 1
+    assert by_cause.loc[L[9], "label"] == 1  # its listing carries no excluded cause
+    findings_only = build_enterprise_labels(snap, AS_OF, window_months=12, exempt_codes=EXEMPT,
+                                            label_events=())
+    assert findings_only.loc[[L[2], L[3], L[7], L[9]], "label"].tolist() == [0, 0, 0, 0]
+    assert findings_only.loc[L[5], "label"] == 1  # the unreachable inspection itself
+    assert findings_only.loc[L[8], "label"] == 1  # a random draw that opened a case
+
+
+def test_unknown_label_event_types_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"not in the contract.*'fine'"):
+        build_enterprise_labels(scenario(), AS_OF, window_months=12, exempt_codes=EXEMPT,
+                                label_events=("fine",))
+
+
+def test_the_policy_label_definition_is_validated_and_reaches_the_builder() -> None:
+    """The packaged policy counts inspection findings only; a file without a `label` block
+    keeps the original definition; a bad event type or exclusion names its field."""
+    import copy
+
+    from supervision.policy import PolicyError, load_policy, parse_policy
+
+    packaged = load_policy()
+    assert packaged.enterprise_label_kwargs()["label_events"] == ()
+    data = packaged.model_dump(by_alias=True, exclude_none=True)
+    original = copy.deepcopy(data)
+    del original["enterprise"]["label"]
+    kwargs = parse_policy(original).enterprise_label_kwargs()
+    assert kwargs["label_events"] == ("penalty", "abnormal_list_in", "serious_dishonesty_in")
+    assert kwargs["excluded_event_items"] == {}
+    for label, path in (
+        ({"events": ["penalty", "fine"]}, "enterprise.label.events[1]"),
+        ({"events": ["penalty"], "excluded_items": {"abnormal_list_in": ["YC-01"]}},
+         "enterprise.label.excluded_items.abnormal_list_in"),
+    ):
+        broken = copy.deepcopy(data)
+        broken["enterprise"]["label"] = label
+        with pytest.raises(PolicyError, match=path.replace(".", r"\.").replace("[", r"\[")):
+            parse_policy(broken)

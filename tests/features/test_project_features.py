@@ -159,14 +159,15 @@ def test_stage_and_dangerous_works_phase_come_from_events() -> None:
 
 
 def test_participants_scores_qualifications_and_other_projects() -> None:
-    scores = pd.DataFrame({"uscc": [GC, SUP], "probability": [0.4, 0.1], "class": ["C", "A"]})
-    features = build_project_features(snapshot(base_rows()), AS_OF, enterprise_scores=scores)
+    credit = pd.DataFrame({"uscc": [GC, SUP], "credit_points": [40.0, 5.0],
+                           "credit_class": ["C", "A"]})
+    features = build_project_features(snapshot(base_rows()), AS_OF, participant_credit=credit)
     p1, p2 = features.loc["P1"], features.loc["P2"]
-    assert p1["contractor_probability"] == pytest.approx(0.4)
+    assert p1["contractor_credit_points"] == pytest.approx(40.0)
     assert p1["contractor_class_rank"] == 2
     assert p1["supervisor_class_rank"] == 0
-    assert np.isnan(p1["developer_probability"])  # developer not scored
-    assert p1["participants_max_probability"] == pytest.approx(0.4)
+    assert np.isnan(p1["developer_credit_points"])  # developer not scored
+    assert p1["participants_max_credit_points"] == pytest.approx(40.0)
     assert p1["contractor_qualification_rank"] == 2  # grade2
     assert p1["supervisor_qualification_rank"] == 1
     assert p1["contractor_penalties_1095d"] == 1

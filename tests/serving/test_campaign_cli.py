@@ -28,6 +28,7 @@ from serving.cli_campaign import (
     current_snapshot_tables,
     simulate_policy,
 )
+from serving.files import sha256_bytes
 from supervision.policy import default_policy_text
 from supervision.publication import INTERNAL_COLUMNS, PUBLIC_COLUMNS
 
@@ -318,3 +319,73 @@ def test_simulate_policy_finds_twice_the_problems_of_uniform_sampling(tmp_path: 
     unknown = runner.invoke(cli, ["simulate-policy", "--ratio-sets", "nope",
                                   "--home", str(tmp_path)])
     assert unknown.exit_code == 2 and "unknown ratio sets" in unknown.output
+
+
+def test_each_campaign_action_is_audited_and_published_to_the_results_store(
+    home: Path,
+) -> None:
+    from serving.audit import CAMPAIGN_EVENTS, records, verify_chain
+    from serving.store import (
+        campaign_actions_frame,
+        campaigns_frame,
+        draws_frame,
+        open_store,
+    )
+
+    app = app_for(later_clock())
+    assert invoke(app, home, "assign", MARKET_ID).exit_code == 0
+    assert invoke(app, home, "visits").exit_code == 0
+    template_path = home / "template.csv"
+    invoke(app, home, "results", MARKET_ID, "--template", "--file", str(template_path))
+    rows = pd.read_csv(template_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    rows["outcome"], rows["inspection_date"] = "no_problem", "2026-10-06"
+    rows.to_csv(home / "good.csv", index=False)
+    assert invoke(app, home, "results", MARKET_ID, "--file", str(home / "good.csv")
+                  ).exit_code == 0
+    assert invoke(app, home, "publish", MARKET_ID).exit_code == 0
+
+    engine = open_store(f"sqlite:///{home / 'riskmatrix.db'}")
+    try:
+        events = records(engine, entity=MARKET_ID)
+        assert [r.kind for r in events] == list(CAMPAIGN_EVENTS)
+        log = cs.Campaign(MARKET_ID, campaign_dir(home)).log()
+        commitment = events[0].payload
+        assert commitment["details"]["commitment_digest"] == log[0]["details"][
+            "commitment_digest"]
+        evidence_hash = next(f["sha256"] for f in events[1].payload["files"]
+                             if f["path"] == "evidence.json")
+        assert evidence_hash == sha256_bytes((campaign_dir(home) / "evidence.json").read_bytes())
+
+        campaign = campaigns_frame(engine).set_index("campaign_id").loc[MARKET_ID]
+        assert campaign["status"] == "publish" and campaign["department"] == "market"
+        assert campaign["commitment_digest"] == commitment["details"]["commitment_digest"]
+        draw = draws_frame(engine, MARKET_ID).iloc[0]
+        assert draw["drawn"] == len(cs.Campaign(MARKET_ID, campaign_dir(home)).evidence().drawn)
+        assert draw["public_entropy"] == "福彩3D 2026270" and draw["evidence_sha256"] == \
+            evidence_hash
+        actions = campaign_actions_frame(engine, MARKET_ID)
+        assert actions["action"].tolist() == ["plan", "draw", "assign", "publish"]
+        assert actions["audit_seq"].tolist() == [r.seq for r in events]
+        # a later action never publishes an earlier one twice
+        assert cs.publish_records(cs.CampaignStore(home / "campaigns",
+                                                   f"sqlite:///{home / 'riskmatrix.db'}"),
+                                  cs.Campaign(MARKET_ID, campaign_dir(home))) == 0
+        assert verify_chain(engine).ok
+    finally:
+        engine.dispose()
+
+
+def test_an_action_whose_publication_failed_is_published_by_the_next_one(
+    home: Path, tmp_path: Path,
+) -> None:
+    from serving.store import campaign_actions_frame, open_store
+
+    url = f"sqlite:///{tmp_path / 'late.db'}"  # this store has never seen the campaign
+    store = cs.CampaignStore(home / "campaigns", url)
+    campaign = cs.Campaign(MARKET_ID, campaign_dir(home))
+    assert cs.publish_records(store, campaign) == 2  # plan and draw, in log order
+    engine = open_store(url)
+    try:
+        assert campaign_actions_frame(engine)["action"].tolist() == ["plan", "draw"]
+    finally:
+        engine.dispose()

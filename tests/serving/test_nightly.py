@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from serving_champion import AS_OF, CHUNK, backends, champion_home, empty_database, settings_for
 from sqlalchemy import Engine, func, select
 
-from serving.audit import DECISION, verify_chain
+from serving.audit import DECISION, PROJECT_GRADE, TRIGGER_CASE, verify_chain
 from serving.nightly import (
     LIGHTGBM_ZERO_THRESHOLD as ZERO_BAND,
 )
@@ -40,10 +40,12 @@ from serving.store import (
     latest_complete_run,
     monitoring_payloads,
     open_store,
+    project_grades_frame,
     reasons,
     reasons_frame,
     run_chunks,
     scores_frame,
+    trigger_cases_frame,
 )
 
 DAY_2 = AS_OF + pd.Timedelta(days=1)
@@ -245,15 +247,19 @@ def test_classes_hold_against_the_previous_run_as_score_population_computes_them
 def test_the_audit_chain_holds_every_decision_and_is_anchored(scenario: Scenario) -> None:
     report = verify_chain(scenario.engine)
     n = scenario.day1.n_entities + scenario.day2.n_entities
+    cases = sum(day.stages["triggers"]["opened"] + day.stages["triggers"]["updated"]
+                for day in (scenario.day1, scenario.day2))
     assert report.ok, report.describe()
-    assert report.records == n + 2  # one decision per entity per run + two publications
+    # one decision per entity per run, one record per trigger case touched, two publications
+    assert report.records == n + cases + 2
     assert report.anchors_checked == 2
     assert (report.head_seq, report.head_hash) == scenario.day2.audit_head
 
 
 def test_monitoring_is_stored_with_the_run(scenario: Scenario) -> None:
     payloads = monitoring_payloads(scenario.engine)
-    assert set(payloads) == {"drift", "transitions", "fairness", "profile"}
+    assert set(payloads) == {"drift", "transitions", "fairness", "profile", "stage.projects",
+                             "stage.triggers"}
     drift = payloads["drift"]
     assert drift["reference"] == "training" and drift["table"]
     assert {row["status"] for row in drift["table"]} <= {"ok", "flag", "alert"}
@@ -421,3 +427,135 @@ def test_explanation_keys_fall_back_to_input_hashes_for_categorical_splits() -> 
     keys = explanation_keys(booster, X, ["a", "b"], hashes)
     assert keys.tolist() == hashes.tolist()
 
+
+
+# --------------------------------------------------------------------------- projects, triggers
+
+
+def test_without_a_project_champion_the_stage_is_skipped_and_said_so(scenario: Scenario) -> None:
+    for summary in (scenario.day1, scenario.day2):
+        projects = summary.stages["projects"]
+        assert projects["status"] == "skipped" and "project champion" in projects["note"]
+        assert "工程 / projects: 跳过 skipped" in summary.format()
+    assert project_grades_frame(scenario.engine).empty
+
+
+def test_trigger_cases_are_published_with_the_run_and_audited(scenario: Scenario) -> None:
+    engine = scenario.engine
+    for summary in (scenario.day1, scenario.day2):
+        stage = summary.stages["triggers"]
+        assert stage["status"] == "published", stage
+        cases = trigger_cases_frame(engine, summary.run_id)
+        assert len(cases) == stage["published_cases"] > 0
+        assert cases["case_id"].is_unique and cases["today"].isin(["opened", "updated", ""]).all()
+        assert set(cases["status"]) <= {"open", "closed"}
+        touched = cases.loc[cases["today"] != ""]
+        assert len(touched) == stage["opened"] + stage["updated"]
+        assert all(item["recorded_on"] <= summary.as_of
+                   for payload in cases["payload"] for item in payload["evidence"])
+        # classes come from the run itself: the published class of each case's firm
+        scores = scores_frame(engine, summary.run_id)
+        classed = cases.dropna(subset=["risk_class"])
+        assert (classed["risk_class"].to_numpy()
+                == scores.loc[classed["uscc"], "class"].to_numpy()).all()
+        with engine.connect() as connection:
+            audited = connection.execute(select(audit_log.c.entity, audit_log.c.payload).where(
+                audit_log.c.run_id == summary.run_id, audit_log.c.kind == TRIGGER_CASE)).all()
+        assert sorted(str(r.entity) for r in audited) == sorted(touched["uscc"].astype(str))
+        assert "触发式监管 / triggers: 新立 opened" in summary.format()
+    # the latest complete run is what readers get by default
+    assert trigger_cases_frame(engine)["case_id"].tolist() == trigger_cases_frame(
+        engine, scenario.day2.run_id)["case_id"].tolist()
+
+
+def _fake_view(settings: Settings, as_of: pd.Timestamp) -> Any:
+    """A matrix view as `serving.cli_project.matrix_view` returns it, for the projects under
+    construction on `as_of`, graded without a trained model (this tests the stage's wiring;
+    the project CLI tests test the model)."""
+    from features.project_features import project_state
+    from features.snapshot import current_snapshot, load_snapshot
+    from serving.cli_project import MatrixView
+    from supervision.policy import load_policy
+
+    snapshot_dir = current_snapshot(settings.snapshots)
+    ids = sorted(project_state(load_snapshot(snapshot_dir), as_of)["project_id"].astype(str))
+    policy = load_policy(settings.policy_path)
+    n = len(ids)
+    placements = pd.DataFrame({
+        "project_id": ids, "risk_source_grade": ["R1", "R2", "R3", "R4"] * (n // 4)
+        + ["R1"] * (n % 4),
+        "risk_source_points": pd.Series(range(n), dtype="Int64"),
+        "management_grade": "M2", "probability": np.linspace(0.05, 0.6, n),
+        "cell": "R1×M2", "level": "blue", "level_rank": pd.Series([3] * n, dtype="Int64"),
+        "interval_days": pd.Series([180] * n, dtype="Int64"),
+        "last_inspection_date": pd.NaT, "next_due_date": as_of,
+        "overrides": [("never_inspected",)] * n, "reasons": "从未检查 / never inspected",
+    })
+    features = pd.DataFrame({"site_age_days": np.arange(n, dtype=float)},
+                            index=pd.Index(ids, name="project_id"))
+    return MatrixView(as_of=as_of, placements=placements, due=placements, names=pd.Series(),
+                      model_version="7", model_alias="champion", policy_version=policy.version,
+                      policy_hash=policy.content_hash, matrix_version="test",
+                      snapshot_id=snapshot_dir.name, matrix_rules=None, features=features)
+
+
+def test_projects_are_graded_published_audited_and_resumed_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import serving.cli_project as cli_project
+    import serving.nightly as nightly
+
+    calls: list[pd.Timestamp] = []
+
+    def view(settings: Settings, as_of: pd.Timestamp | None, alias: str = "champion") -> Any:
+        assert as_of is not None
+        calls.append(as_of)
+        return _fake_view(settings, as_of)
+
+    monkeypatch.setattr(nightly, "_project_champion_version", lambda settings: "7")
+    monkeypatch.setattr(cli_project, "matrix_view", view)
+    own = champion_home(tmp_path / "home")
+    url = f"sqlite:///{tmp_path / 'results.db'}"
+    settings = settings_for(own, url)
+
+    def crash_after(stage: str) -> None:
+        if stage == "projects":
+            raise SimulatedCrash("killed after the project stage committed")
+
+    with pytest.raises(SimulatedCrash):
+        run_nightly(settings, AS_OF, progress=False, chunk_size=CHUNK, on_stage=crash_after)
+    engine = open_store(url)
+    assert latest_complete_run(engine) is None  # graded, but nobody sees it yet
+    summary = run_nightly(settings, AS_OF, progress=False, chunk_size=CHUNK)
+    assert len(calls) == 1  # the resumed run found the committed stage
+    grades = project_grades_frame(engine)
+    expected = _fake_view(settings, AS_OF).placements
+    assert grades["project_id"].tolist() == expected["project_id"].tolist()
+    assert (grades["model_version"] == "7").all() and grades["input_hash"].str.len().eq(64).all()
+    assert grades["overrides"].eq("never_inspected").all()
+    assert summary.stages["projects"]["projects"] == len(expected)
+    assert "工程 / projects: " in summary.format() and "graded" in summary.format()
+    with engine.connect() as connection:
+        audited = connection.execute(select(audit_log.c.entity).where(
+            audit_log.c.run_id == summary.run_id, audit_log.c.kind == PROJECT_GRADE)).all()
+    assert sorted(str(r.entity) for r in audited) == sorted(expected["project_id"])
+    assert verify_chain(engine).ok
+    again = run_nightly(settings, AS_OF, progress=False, chunk_size=CHUNK)
+    assert again.status == "already_complete" and len(calls) == 1
+    engine.dispose()
+
+
+def test_a_policy_without_monitoring_bands_is_refused_before_any_work(
+        sqlite_settings: Settings, tmp_path: Path) -> None:
+    import yaml
+
+    from serving.scoring import ServingError
+    from supervision.policy import default_policy_text
+
+    document = yaml.safe_load(default_policy_text())
+    del document["monitoring"]
+    path = tmp_path / "no-monitoring.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    settings = replace(sqlite_settings, policy_path=path)
+    with pytest.raises(ServingError, match="monitoring"):
+        run_nightly(settings, AS_OF, progress=False, chunk_size=CHUNK)
+    assert latest_complete_run(open_store(settings.database_url)) is None

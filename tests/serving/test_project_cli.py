@@ -100,7 +100,7 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> Iterator[District]:
                    source, fmt="parquet")
     ingest_directory(source, home / "snapshots")
     policy = write_policy(root / "loose-gate.yaml", {
-        "evaluation.ece_gate": 0.5, "evaluation.fairness.band": [0.01, 100.0]})
+        "matrix.management.ece_gate": 0.5, "evaluation.fairness.band": [0.01, 100.0]})
     built = District(source, home, policy, {"RISKMATRIX_HOME": str(home),
                                             "RISKMATRIX_MLFLOW_URI": ""})
     output = invoke(built, "train", "project", "--home", str(home), "--truth",
@@ -178,7 +178,7 @@ def test_changing_a_matrix_cell_in_the_policy_changes_the_schedule(
     cell = str(would_be_due["cell"].value_counts().index[0])
     r, m = cell.split("×")
     policy = write_policy(tmp_path / "red-cell.yaml", {
-        "evaluation.ece_gate": 0.5, f"matrix.cells.{r}.{m}": "red"})
+        "matrix.management.ece_gate": 0.5, f"matrix.cells.{r}.{m}": "red"})
 
     after = matrix_view(district.settings(policy), as_of)
     newly_due = set(after.due["project_id"]) - set(before.due["project_id"])
@@ -258,8 +258,38 @@ def test_the_gate_refuses_a_miscalibrated_project_model() -> None:
 
     policy = load_policy()
     rules = gate_rules(policy)
-    limit = policy.evaluation.ece_gate
-    good = {rules.primary_metric: 0.4, rules.ece_metric: limit / 2, "fairness_flags": 0.0}
-    bad = {**good, rules.ece_metric: limit * 2}
+    limit = policy.matrix.management.ece_gate  # the project model's own limit, from policy
+    assert rules.max_ece == limit != policy.evaluation.ece_gate
+    good = {rules.primary_metric: 0.4, rules.ece_metric: limit * 0.9, "fairness_flags": 0.0}
+    bad = {**good, rules.ece_metric: limit * 1.1}
     assert all(check.passed for check in gate_checks(good, None, rules))
     assert not all(check.passed for check in gate_checks(bad, None, rules))
+
+
+@pytest.mark.slow
+def test_participant_credit_is_point_in_time_and_reaches_the_model(district: District) -> None:
+    from features.snapshot import current_snapshot, load_snapshot
+    from serving.cli_project import model_inputs, participant_credit_source
+    from supervision.policy import load_policy
+
+    policy = load_policy(district.policy)
+    snapshot = load_snapshot(current_snapshot(district.home / "snapshots"))
+    as_of = pd.Timestamp("2026-03-01")
+    credit = participant_credit_source(snapshot, policy)(as_of).set_index("uscc")
+    # records the regulator learned of on or after the date cannot move a past class
+    past = dict(snapshot)
+    for name in ("enterprise_events", "inspections"):
+        known = pd.to_datetime(snapshot[name]["known_date"])
+        past[name] = snapshot[name].loc[(known < as_of).to_numpy(dtype=bool, na_value=False)]
+    again = participant_credit_source(past, policy)(as_of).set_index("uscc")
+    pd.testing.assert_frame_equal(credit, again)
+    # classes follow the policy scorecard's cut-offs (points at which B, C and D start)
+    b, c, d = policy.scorecard.class_cutoffs
+    expected = pd.cut(credit["credit_points"], [-float("inf"), b, c, d, float("inf")],
+                      right=False, labels=["A", "B", "C", "D"]).astype(str)
+    assert (credit["credit_class"].astype(str) == expected).all()
+    assert (credit["credit_points"] > 0).any()
+    # the model is trained and served on them: the contractor's points are inputs
+    features = model_inputs(snapshot, as_of, policy)
+    contractors = features["contractor_credit_points"]
+    assert contractors.notna().mean() > 0.9 and contractors.max() > 0

@@ -27,17 +27,19 @@ from serving.store import (
     latest_complete_run,
     migrate,
     open_store,
+    project_grades_frame,
     reasons,
     reasons_frame,
     runs,
     schema_version,
     scores_frame,
+    trigger_cases_frame,
     utc_now,
 )
 
 EXPECTED_TABLES = {"runs", "run_chunks", "enterprise_scores", "reasons", "monitoring",
                    "policies", "audit_log", "project_grades", "trigger_cases", "campaigns",
-                   "draws", "schema_version"}
+                   "draws", "campaign_actions", "schema_version"}
 
 
 @pytest.fixture(params=backends())
@@ -95,14 +97,15 @@ def test_pending_migrations_apply_once_in_order(url: str) -> None:
     applied: list[int] = []
 
     def probe(connection: Connection) -> None:
-        applied.append(2)
+        applied.append(following)
         connection.execute(text("CREATE TABLE migration_probe (id INTEGER PRIMARY KEY)"))
 
-    steps = (*MIGRATIONS, Migration(2, "probe table", probe))
+    following = head_version() + 1
+    steps = (*MIGRATIONS, Migration(following, "probe table", probe))
     try:
-        assert migrate(engine, steps) == 2
-        assert migrate(engine, steps) == 2
-        assert applied == [2] and current_version(engine) == 2
+        assert migrate(engine, steps) == following
+        assert migrate(engine, steps) == following
+        assert applied == [following] and current_version(engine) == following
         assert "migration_probe" in inspect(engine).get_table_names()
     finally:
         with engine.begin() as connection:
@@ -163,3 +166,38 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot open the results store"):
         open_store(f"sqlite:///{blocker / 'results.db'}")
+
+
+def _as_version_2(engine: Engine, reserved_rows: bool) -> None:
+    """Turn a head database back into a version-2 one: the baseline's reserved tables."""
+    with engine.begin() as connection:
+        for name in ("campaign_actions", "draws", "campaigns", "trigger_cases",
+                     "project_grades"):
+            connection.execute(text(f"DROP TABLE {name}"))
+        connection.execute(text("CREATE TABLE trigger_cases (case_id VARCHAR(64) PRIMARY KEY, "
+                                "payload TEXT)"))
+        connection.execute(text("CREATE TABLE project_grades (run_id INTEGER, "
+                                "project_id VARCHAR(64))"))
+        if reserved_rows:
+            connection.execute(text("INSERT INTO trigger_cases VALUES ('DT-1', '{}')"))
+        connection.execute(schema_version.delete())
+        connection.execute(schema_version.insert().values(
+            version=2, description="service accounts", applied_at=utc_now()))
+
+
+def test_version_3_replaces_the_never_written_reserved_tables(url: str) -> None:
+    engine = open_store(url)
+    _as_version_2(engine, reserved_rows=False)
+    assert migrate(engine) == head_version() >= 3
+    columns = {c["name"] for c in inspect(engine).get_columns("trigger_cases")}
+    assert {"run_id", "case_id", "today", "payload"} <= columns
+    assert set(inspect(engine).get_table_names()) >= EXPECTED_TABLES
+    assert project_grades_frame(engine).empty and trigger_cases_frame(engine).empty
+
+
+def test_version_3_refuses_to_drop_a_reserved_table_holding_rows(url: str) -> None:
+    engine = open_store(url)
+    _as_version_2(engine, reserved_rows=True)
+    with pytest.raises(StoreError, match="trigger_cases"):
+        migrate(engine)
+    assert current_version(engine) == 2

@@ -49,7 +49,7 @@ def classes(data: dict[str, Any]) -> dict[str, Any]:
 
 def test_default_policy_loads() -> None:
     policy = load_policy()
-    assert policy.version == "haizhu-2022.2"
+    assert policy.version == "haizhu-2022.3"
     assert len(policy.content_hash) == 64
     assert policy.exempt_codes == frozenset(f"GZMJ-{i:03d}" for i in range(1, 13))
     assert not any(code.startswith("WF-") for code in policy.exempt_codes)
@@ -73,6 +73,7 @@ def test_default_policy_drives_the_feature_and_label_builders() -> None:
         assert item.feature in frame.columns
     assert policy.enterprise_label_kwargs() == {
         "window_months": 12, "exempt_codes": policy.exempt_codes, "grace_days": 60,
+        "label_events": (), "excluded_event_items": {},
     }
 
 

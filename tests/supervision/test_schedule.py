@@ -181,6 +181,22 @@ def test_other_policy_mistakes_fail_loudly() -> None:
     assert "crimson" in error_for(accident_only)
 
 
+def test_label_window_and_ece_gate_are_validated_policy_fields() -> None:
+    management = default_section()["management"]
+    assert parse_matrix_policy(default_section()).management.label_window_days == management[
+        "label_window_days"]
+    section = default_section()
+    section["management"]["label_window_days"] = 0
+    section["management"]["ece_gate"] = 1.5
+    message = error_for(section)
+    assert "matrix.management.label_window_days" in message
+    assert "positive whole number of days" in message
+    assert "matrix.management.ece_gate" in message and "strictly between 0 and 1" in message
+    missing = default_section()
+    del missing["management"]["label_window_days"]
+    assert "matrix.management.label_window_days" in error_for(missing)
+
+
 def test_loading_a_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "matrix.yaml"
     path.write_text("sampling: {}\n", encoding="utf-8")

@@ -12,7 +12,13 @@ from features.contract import ENTERPRISE_EVENTS, ENTERPRISES
 from features.snapshot import coerce_types
 from features.uscc import check_character
 from supervision.tagging import tag_enterprises
-from supervision.trigger_policy import DigitalPolicy, default_policy_path, load_trigger_policy
+from supervision.trigger_policy import (
+    DigitalPolicy,
+    TriggerPolicyError,
+    default_policy_path,
+    load_trigger_policy,
+    parse_digital_policy,
+)
 from supervision.triggers import (
     TriggerInputError,
     case_id_for,
@@ -93,8 +99,20 @@ def snapshot(rows: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def policy() -> DigitalPolicy:
+def default() -> DigitalPolicy:
     return load_trigger_policy(default_policy_path())
+
+
+@pytest.fixture(scope="module")
+def policy(default: DigitalPolicy) -> DigitalPolicy:
+    """The engine's semantics are tested on single records: the default rules, but a lone minor
+    model hit or penalty fires (the default policy's corroboration is tested below)."""
+    rules = [
+        rule.model_copy(update={"corroborated_by": None, "corroboration_days": None})
+        if rule.name in ("monitoring_minor", "new_penalty") else rule
+        for rule in default.triggers
+    ]
+    return default.model_copy(update={"triggers": rules})
 
 
 def run(
@@ -420,3 +438,53 @@ def test_bad_inputs_get_bilingual_errors(policy):
     with pytest.raises(TriggerInputError, match="snapshot lacks table enterprise_events"):
         evaluate_triggers({"enterprises": snap["enterprises"]}, AS_OF, tags=tags,
                           classes=None, open_cases=None, policy=policy)
+
+
+# --- the default policy's corroboration and min_count ---------------------------------------
+
+
+def test_default_minor_model_hit_waits_for_a_second_independent_signal(default):
+    hit = event(PLATFORM, "monitoring_hit", "2024-05-20", severity="minor", event_id="M1")
+    assert run([hit], default).cases.empty
+    stale = event(PLATFORM, "complaint", "2024-02-01", event_id="C0")  # > 90 days before
+    assert run([hit, stale], default).cases.empty
+    complaint = event(PLATFORM, "complaint", "2024-04-10", event_id="C1")
+    case = run([hit, complaint], default).cases.iloc[0]
+    assert case["rules_fired"] == ["monitoring_minor"]
+    item = case["evidence"][0]
+    assert item["event_ids"] == ["M1"]  # the corroborating record is shown, not consumed
+    assert item["observed"]["corroborating_records"] == ["C1"]
+    assert item["threshold"]["corroboration_days"] == 90
+    assert "佐证记录 C1" in item["zh"] and "corroborated by C1" in item["en"]
+    second = event(PLATFORM, "monitoring_hit", "2024-04-01", severity="minor", event_id="M0")
+    assert list(run([hit, second], default).cases["rules_fired"]) == [["monitoring_minor"]]
+
+
+def test_default_policy_follows_a_penalty_up_only_when_the_problem_may_be_back(default):
+    penalty = event(PLATFORM, "penalty", "2024-05-15", event_id="P1")
+    assert run([penalty], default).cases.empty
+    opinion = event(PLATFORM, "public_opinion", "2024-05-25", severity="minor", event_id="O1")
+    case = run([penalty, opinion], default).cases.iloc[0]
+    assert case["rules_fired"] == ["new_penalty"] and case["action"] == "talk"
+
+
+def test_min_count_needs_that_many_new_records(policy):
+    rules = [r.model_copy(update={"min_count": 2}) if r.name == "monitoring_minor" else r
+             for r in policy.triggers]
+    twice = policy.model_copy(update={"triggers": rules})
+    one = [event(PLATFORM, "monitoring_hit", "2024-05-20", severity="minor")]
+    assert run(one, twice).cases.empty
+    two = [*one, event(PLATFORM, "monitoring_hit", "2024-05-25", severity="minor")]
+    case = run(two, twice).cases.iloc[0]
+    assert case["evidence"][0]["threshold"]["min_count"] == 2
+
+
+def test_corroboration_needs_both_fields_with_a_bilingual_error(default):
+    section = default.model_dump(mode="json")
+    section["triggers"][1]["corroboration_days"] = None
+    section["triggers"][1].pop("corroboration_days")
+    with pytest.raises(TriggerPolicyError) as error:
+        parse_digital_policy(section, source="district.yaml")
+    text = str(error.value)
+    assert "digital.triggers[1]" in text and "corroborated_by" in text
+    assert "须同时给出" in text and "give both or neither" in text

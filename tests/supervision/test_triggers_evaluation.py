@@ -67,9 +67,16 @@ def truth() -> dict[str, pd.DataFrame]:
     }
 
 
+def lone_minor_hits_fire(policy):
+    """The default rules, but a lone minor model hit opens a case (no corroboration)."""
+    rules = [r.model_copy(update={"corroborated_by": None, "corroboration_days": None})
+             if r.name == "monitoring_minor" else r for r in policy.triggers]
+    return policy.model_copy(update={"triggers": rules})
+
+
 @pytest.fixture(scope="module")
 def evaluation():
-    policy = load_trigger_policy(default_policy_path())
+    policy = lone_minor_hits_fire(load_trigger_policy(default_policy_path()))
     settings = EvaluationSettings(case_duration_days=30, catch_days=30, routine_ratio=0.1,
                                   floor_ratio=0.02)
     return evaluate_trigger_policy(string_tables(), truth(), policy, DATES, settings=settings)
@@ -113,3 +120,15 @@ def test_inspections_avoided_against_routine_sampling(evaluation):
     )
     cases = evaluation["cases"]
     assert set(cases["status"]) == {"closed"}  # closed 30 days after the last update
+
+
+def test_the_default_policy_leaves_a_lone_minor_hit_alone_and_counts_no_repeat_visit():
+    settings = EvaluationSettings(case_duration_days=30, catch_days=30, routine_ratio=0.1,
+                                  floor_ratio=0.02)
+    result = evaluate_trigger_policy(string_tables(), truth(),
+                                     load_trigger_policy(default_policy_path()), DATES,
+                                     settings=settings)
+    m = result["metrics"]
+    assert m["cases_opened"] == 1 and m["trigger_precision"] == 1.0  # FALSE_ALARM undisturbed
+    assert m["repeat_inspections_of_a_problem"] == 0
+    assert m["inspections_avoided_without_repeats"] == pytest.approx(m["inspections_avoided"])

@@ -72,6 +72,12 @@ def test_every_strategy_gets_the_matrix_number_of_inspections() -> None:
     assert summary.loc["uniform", "defects_found"] < 12
     assert summary.loc["matrix", "vs_uniform"] > 1.5
     assert summary.loc["oracle", "pct_of_oracle"] == 1.0
+    # uniform = expected finds of a random pick of as many sites: January, 2 of 10 sites
+    # visited, 3 defective (S0, S1, S5) → 0.6; later months 2 defective
+    found = monthly.pivot(index="month", columns="strategy", values="defects_found")
+    expected = [2 / 10 * 3, 2 / 10 * 2, 10 / 10 * 2, 2 / 10 * 2, 2 / 10 * 2, 10 / 10 * 2]
+    assert found["uniform"].tolist() == pytest.approx(expected)
+    assert summary.loc["uniform", "vs_uniform"] == pytest.approx(1.0)
 
 
 def test_capacity_caps_the_working_list_and_the_others_follow() -> None:

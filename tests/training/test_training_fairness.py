@@ -66,6 +66,25 @@ def test_small_group_is_reported_but_not_flagged() -> None:
     assert flagged.set_index("group").loc["collective", "flag"]
 
 
+def test_repeated_rows_of_few_units_are_not_enough_to_flag() -> None:
+    """100 site-months of 5 sites are 5 observations, not 100 (project fairness gate)."""
+    frame = _firms({
+        "private": {"A": 400, "D": 100},
+        "foreign": {"A": 40, "D": 60},  # D 60 % against 20 %: ratio 3
+    })
+    frame["site"] = [f"p{i % 50}" for i in range(500)] + [f"f{i % 5}" for i in range(100)]
+    by_rows = fairness_report(frame, group_columns=("ownership_type",), band=BAND, min_n=30)
+    assert by_rows.set_index("group").loc["foreign", "flag"]
+    by_units = fairness_report(frame, group_columns=("ownership_type",), band=BAND, min_n=30,
+                               unit_column="site")
+    foreign = by_units.set_index("group").loc["foreign"]
+    assert foreign["n_units"] == 5 and foreign["small_group"]
+    assert foreign["ratio_high_class"] == pytest.approx(3.0)
+    assert not foreign["flag"]
+    assert count_flags(fairness_report(frame, group_columns=("ownership_type",), band=BAND,
+                                       min_n=5, unit_column="site")) == 1
+
+
 def test_reference_group_can_be_named_and_must_exist() -> None:
     frame = _firms({"private": {"A": 80, "D": 20}, "state": {"A": 45, "D": 5}})
     report = fairness_report(frame, group_columns=("ownership_type",), band=BAND,

@@ -1,0 +1,1 @@
+"""Server-rendered web pages for inspectors and regulators (Jinja2 + inline SVG charts)."""
