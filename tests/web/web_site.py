@@ -14,6 +14,7 @@ import importlib.util
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +29,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TABLET = {"width": 1024, "height": 768}
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOC_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The committed screenshots are refreshed on request only, so a test run leaves the tree clean:
+#   RISKMATRIX_UPDATE_SCREENSHOTS=1 .venv/bin/pytest tests/web/test_browser.py
+SCREENSHOTS = (DOC_SCREENSHOTS if os.environ.get("RISKMATRIX_UPDATE_SCREENSHOTS") == "1"
+               else Path(tempfile.gettempdir()) / "riskmatrix-screenshots")
 
 
 def _api_conftest() -> Any:
@@ -162,7 +167,8 @@ def tablet(browser: Any) -> Iterator[Any]:
 
 
 def screenshot(page: Any, name: str, full_page: bool = False) -> Path:
-    """Save a PNG of what the tablet shows (or the whole page) under docs/screenshots/."""
+    """Save a PNG of what the tablet shows (or the whole page): under docs/screenshots/ when
+    RISKMATRIX_UPDATE_SCREENSHOTS=1, else in a temporary folder."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
