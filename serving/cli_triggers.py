@@ -879,14 +879,15 @@ def undisturbed_flags_for(
 
     Returns (flags, as_of, path written, as-of date of the last trigger run or None).
     """
-    from serving.scoring import load_context
     from supervision.tagging import tag_enterprises
     from supervision.triggers import undisturbed_flags
 
-    context = load_context(settings, None if as_of is None else case_store.as_date(as_of))
+    context = _trigger_context(settings, None if as_of is None else case_store.as_date(as_of))
     day = pd.Timestamp(context.as_of).normalize()
     digital = _digital_policy(context)
-    tags = tag_enterprises(context.snapshot["enterprises"], context.snapshot.get("digital_tags"),
+    enterprises = read_table_columns(context.snapshot_dir, "enterprises",
+                                     TRIGGER_ENTERPRISE_COLUMNS)
+    tags = tag_enterprises(enterprises, read_table_columns(context.snapshot_dir, "digital_tags"),
                            digital, day)
     flags = undisturbed_flags(tags, case_store.load_case_book(settings), day)
     path = case_store.write_undisturbed(settings, flags, day)

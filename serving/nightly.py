@@ -14,7 +14,10 @@ champion model and publishes the run to the results store. What it guarantees:
   marker — commits in one transaction; a re-run skips committed chunks, so the result equals
   an uninterrupted run.
 * **Bounded memory.** Features are built once (vectorised), then scoring, TreeSHAP, reasons
-  and writes go chunk by chunk.
+  and writes go chunk by chunk. Monitoring runs right after the chunks and projects, then the
+  feature frame is dropped before the trigger stage, which reads only the tagged firms'
+  registry rows and records and only their reason texts (at 1M firms the whole-district
+  versions of those were the night's peak).
 * **Explains only what changed.** TreeSHAP costs 100+ times a prediction. Path-dependent
   TreeSHAP depends on an input only through the side of every split it falls on, so two
   inputs with the same *explanation key* — each feature binned on the model's own split

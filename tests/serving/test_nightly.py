@@ -10,6 +10,8 @@ what the scenario must equal.
 from __future__ import annotations
 
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,13 +24,23 @@ import pytest
 from serving_champion import AS_OF, CHUNK, backends, champion_home, empty_database, settings_for
 from sqlalchemy import Engine, func, select
 
-from serving.audit import DECISION, PROJECT_GRADE, TRIGGER_CASE, verify_chain
+from serving.audit import (
+    DECISION,
+    PROJECT_GRADE,
+    TRIGGER_CASE,
+    AuditEntry,
+    append_entries,
+    verify_chain,
+)
+from serving.audit import records as audit_records
 from serving.nightly import (
     LIGHTGBM_ZERO_THRESHOLD as ZERO_BAND,
 )
 from serving.nightly import (
     NightlySummary,
+    commit_stage,
     explanation_keys,
+    reason_texts,
     run_nightly,
     split_codes,
 )
@@ -44,8 +56,10 @@ from serving.store import (
     reasons,
     reasons_frame,
     run_chunks,
+    runs,
     scores_frame,
     trigger_cases_frame,
+    utc_now,
 )
 
 DAY_2 = AS_OF + pd.Timedelta(days=1)
@@ -417,6 +431,36 @@ def test_equal_split_codes_give_bit_identical_shap_and_a_crossed_split_changes_t
     assert (changed != codes).any(axis=1).tolist().count(True) == 1
 
 
+def test_split_thresholds_are_read_once_per_booster(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] + rng.normal(size=400) > 0).astype(int)
+    params = {"objective": "binary", "verbose": -1, "min_data_in_leaf": 10}
+    booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=5, keep_training_booster=True)
+    other = lgb.train({**params, "max_depth": 2}, lgb.Dataset(X, y), num_boost_round=5)
+    expected = {id(b): np.asarray(split_codes(b, X)) for b in (booster, other)}
+    dumps: list[int] = []
+
+    def counted(model: lgb.Booster) -> Any:
+        original = model.dump_model
+
+        def dump_model(*args: Any, **kwargs: Any) -> Any:
+            dumps.append(id(model))
+            return original(*args, **kwargs)
+        return dump_model
+
+    for model in (booster, other):
+        monkeypatch.setattr(model, "dump_model", counted(model))
+    for _ in range(3):  # one call per chunk of a nightly run
+        for model in (booster, other):
+            assert np.array_equal(np.asarray(split_codes(model, X)), expected[id(model)])
+    assert dumps == []  # both were cached by the first calls above
+    booster.update()  # one more tree: new splits, so the cache must not answer
+    fresh = split_codes(booster, X)
+    assert dumps == [id(booster)]
+    assert fresh is not None
+
+
 def test_explanation_keys_fall_back_to_input_hashes_for_categorical_splits() -> None:
     rng = np.random.default_rng(1)
     X = pd.DataFrame({"a": rng.integers(0, 5, 500).astype(float), "b": rng.normal(size=500)})
@@ -427,6 +471,101 @@ def test_explanation_keys_fall_back_to_input_hashes_for_categorical_splits() -> 
     keys = explanation_keys(booster, X, ["a", "b"], hashes)
     assert keys.tolist() == hashes.tolist()
 
+
+
+# --------------------------------------------------------------------------- audit under load
+
+
+def _in_progress_run(engine: Engine) -> int:
+    with engine.begin() as connection:
+        connection.execute(runs.insert().values(
+            run_key="concurrent", as_of=AS_OF.date(), snapshot_id="s", input_hash="h",
+            model_name="m", model_version="1", policy_version="p", policy_hash="p", top_k=3,
+            chunk_size=1, n_chunks=1, n_entities=1, population_hash="x",
+            status="in_progress", started_at=utc_now()))
+        return int(connection.execute(select(runs.c.id)).scalar_one())
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_a_stage_commit_racing_another_writer_leaves_an_unbroken_chain(
+        backend: str, tmp_path: Path) -> None:
+    """Another connection (the API's read trail, a campaign action) holds the chain's write
+    lock with an uncommitted append while the nightly commits a stage: the stage must wait
+    for it and chain after it, not reuse its `seq`; then both write at full speed."""
+    for url in empty_database(backend, tmp_path):
+        nightly, api = open_store(url), open_store(url)
+        try:
+            _race(nightly, api)
+        finally:
+            nightly.dispose()
+            api.dispose()
+
+
+def _race(nightly: Engine, api: Engine) -> None:
+    run_id = _in_progress_run(nightly)
+    entry = AuditEntry("api.read", {"reader": "inspector"}, "91440101000000000X")
+    failures: list[BaseException] = []
+
+    def in_thread(work: Any) -> threading.Thread:
+        def target() -> None:
+            try:
+                work()
+            except BaseException as error:
+                failures.append(error)
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    def stage(name: str, n: int) -> None:
+        commit_stage(nightly, run_id, name, {"status": "published"},
+                     entries=[AuditEntry(TRIGGER_CASE, {"stage": name, "i": i}) for i in range(n)])
+
+    def reads(n: int) -> None:
+        for _ in range(n):
+            with api.begin() as connection:
+                append_entries(connection, [entry])
+
+    with api.connect() as other:
+        transaction = other.begin()
+        append_entries(other, [entry])  # holds the lock, not committed yet
+        waiting = in_thread(lambda: stage("triggers", 3))
+        time.sleep(0.5)
+        assert waiting.is_alive(), "the stage must wait for the other writer's lock"
+        append_entries(other, [entry])
+        transaction.commit()
+        waiting.join(timeout=30)
+    def stages(n: int) -> None:
+        for k in range(n):
+            stage(f"stage{k}", 2)
+
+    racing = [in_thread(lambda: stages(8)), in_thread(lambda: reads(16))]
+    for thread in racing:
+        thread.join(timeout=60)
+    assert failures == []
+    report = verify_chain(nightly)
+    assert report.ok and report.records == 2 + 3 + 8 * 2 + 16
+    kinds = [r.kind for r in audit_records(nightly, limit=100)][:5]
+    assert kinds == ["api.read", "api.read", TRIGGER_CASE, TRIGGER_CASE, TRIGGER_CASE]
+
+
+def test_reason_texts_read_for_some_firms_equal_the_run_wide_join(
+        scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trigger stage reads reason texts of the tagged firms only; they must be what the
+    run-wide join shows (rank order, "；"), and "" for a firm without reasons."""
+    import serving.nightly as nightly
+
+    monkeypatch.setattr(nightly, "REASON_BATCH", 7)  # several batches
+    run_id = scenario.day2.run_id
+    full = scores_frame(scenario.engine, run_id, with_reasons=True)
+    firms = [*full.index[::5].astype(str), "91440101MA5NOSUCH0"]
+    texts = reason_texts(scenario.engine, run_id, pd.Index(firms))
+    assert texts.index.tolist() == sorted(firms)
+    for language in ("zh", "en"):
+        column = f"top_reasons_{language}"
+        expected = {u: str(full.at[u, column]) for u in firms[:-1]}
+        assert {u: texts.at[u, column] for u in firms[:-1]} == expected
+        assert all("；" in v for v in expected.values())
+        assert texts.at[firms[-1], column] == ""
 
 
 # --------------------------------------------------------------------------- projects, triggers

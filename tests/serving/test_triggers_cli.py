@@ -14,10 +14,18 @@ from typer.testing import CliRunner
 from features.ingest import ingest_directory
 from features.snapshot import current_snapshot, load_snapshot
 from serving import case_store
-from serving.cli_triggers import Classification, build_triggers_app
+from serving.cli_triggers import (
+    Classification,
+    build_triggers_app,
+    engine_classes,
+    trigger_snapshot,
+)
 from serving.settings import load_settings
 from simulation.district import DistrictConfig, simulate_district
 from simulation.io import write_district
+from supervision.policy import load_policy
+from supervision.tagging import tag_enterprises, tagged_firms
+from supervision.triggers import evaluate_triggers
 
 RUNNER = CliRunner()
 WATCHED_EVENT_TYPES = ["complaint", "monitoring_hit", "case_lead", "abnormal_list_in", "penalty",
@@ -159,6 +167,50 @@ def test_nightly_runs_open_update_close_and_cool_down(district_home: dict[str, A
     final = case_store.load_case_book(settings)
     with_case = set(final.loc[final["status"] == "open", "uscc"].astype(str))
     assert set(flags.index[~flags.to_numpy()].astype(str)) == with_case & set(flags.index)
+
+
+def test_the_trimmed_trigger_tables_give_what_the_whole_snapshot_gives(
+        district_home: dict[str, Any]) -> None:
+    """The nightly reads only the tagged firms' registry rows and records (a 1M-firm district's
+    full record table was its peak memory): same tags, same typing, same cases and firings."""
+    snapshot_dir = current_snapshot(district_home["home"] / "snapshots")
+    full = load_snapshot(snapshot_dir)
+    digital = load_policy().digital
+    assert digital is not None and not digital.apply_to_all_firms
+    day = district_home["days"][-1]
+    tables, tags = trigger_snapshot(snapshot_dir, digital, day)
+    pd.testing.assert_frame_equal(
+        tags, tag_enterprises(full["enterprises"], full["digital_tags"], digital, day))
+    tagged = set(tags["uscc"].astype(str))
+    assert 0 < len(tagged) < len(full["enterprises"])
+    assert set(tables["enterprises"]["uscc"].astype(str)) == tagged
+    events = full["enterprise_events"]
+    kept = events.loc[events["uscc"].astype(str).isin(tagged), list(
+        tables["enterprise_events"].columns)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(tables["enterprise_events"], kept)
+    registry = tables["enterprises"].columns
+    assert (tables["enterprises"].dtypes == full["enterprises"][registry].dtypes).all()
+    classification = district_home["provider"](None, day)
+    classes = engine_classes(classification, pd.Series([], dtype="string"), day)
+    # reason texts loaded for the watched firms only give the same class frame
+    texts = ["top_reasons_zh", "top_reasons_en"]
+    asked: list[int] = []
+
+    def load(firms: pd.Index) -> pd.DataFrame:
+        asked.append(len(firms))
+        return classification.classes.loc[firms.astype(str), texts]
+
+    lazily = Classification(classification.classes.drop(columns=texts), "lazy", reasons=load)
+    scope = tagged_firms(tags)
+    pd.testing.assert_frame_equal(
+        engine_classes(lazily, pd.Series([], dtype="string"), day, scope),
+        engine_classes(classification, pd.Series([], dtype="string"), day, scope))
+    assert asked == [len(scope)]
+    results = [evaluate_triggers(snapshot, day, tags=tags, classes=classes, open_cases=None,
+                                 policy=digital) for snapshot in (full, tables)]
+    assert results[0].opened, "the small district should open cases"
+    pd.testing.assert_frame_equal(results[1].cases, results[0].cases)
+    pd.testing.assert_frame_equal(results[1].firings, results[0].firings)
 
 
 def test_user_mistakes_exit_2_with_one_message(tmp_path: Path) -> None:
