@@ -1,8 +1,8 @@
 """The pages in headless Debian chromium at tablet width, as inspectors and regulators use them.
 
 Each test signs in through the login form (the session cookie is the only credential), walks
-the page a user would, asserts what the user relies on, and saves a screenshot (refreshing docs/screenshots/ when
-RISKMATRIX_UPDATE_SCREENSHOTS=1).
+the page a user would, asserts what the user relies on, and saves a screenshot (refreshing
+docs/screenshots/ when RISKMATRIX_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
