@@ -19,7 +19,9 @@ from serving.api.decisions import NotFoundError
 from serving.api.ondemand import RecordRejected
 
 
-def _not_ready_types() -> tuple[type[Exception], ...]:
+def not_ready_types() -> tuple[type[Exception], ...]:
+    """Operator-side "not set up yet" errors (no run, no champion, bad policy): 409, not 500,
+    for the API and the pages alike."""
     from features.ingest import IngestError
     from features.snapshot import SnapshotError
     from serving.audit import AuditError
@@ -63,7 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = validation_problems([dict(e) for e in error.errors()])
         return JSONResponse(status_code=422, content=jsonable_encoder({"detail": problems}))
 
-    for error_type in _not_ready_types():
+    for error_type in not_ready_types():
         app.add_exception_handler(error_type, _not_ready)
 
 

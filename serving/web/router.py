@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
-from serving.api import auth, decisions, routes
+from serving.api import auth, decisions, errors, routes
 from serving.api.auth import SESSION_COOKIE, Principal, Role
 from serving.api.schemas import EnterpriseDecision, ProjectPlacement, VerificationOut
 from serving.web.charts import (
@@ -136,14 +136,8 @@ def page(request: Request, roles: Sequence[Role],
         return error_page(request, principal, refused.status_code, str(refused.detail))
     except decisions.NotFoundError as missing:
         return error_page(request, principal, 404, str(missing))
-    except _not_ready_types() as not_ready:
+    except errors.not_ready_types() as not_ready:
         return error_page(request, principal, 409, str(not_ready))
-
-
-def _not_ready_types() -> tuple[type[BaseException], ...]:
-    from serving.api.errors import _not_ready_types as api_not_ready
-
-    return api_not_ready()
 
 
 def _safe_next(target: str | None) -> str:
