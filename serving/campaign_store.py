@@ -41,7 +41,6 @@ always be corrected, the log keeps every version's hash). Every file is written 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import io
 import json
 import os
@@ -167,21 +166,6 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer)
     return buffer.getvalue()
-
-
-def default_actor() -> str:
-    """Who is acting: `RISKMATRIX_ACTOR` if set (service accounts), else the OS user."""
-    actor = os.environ.get("RISKMATRIX_ACTOR")
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return f"uid:{os.getuid()}"
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ run is logged, so a crash in between leaves a book the engine's deduplication re
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import io
 import json
 import os
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.files import atomic_write
+from serving.files import atomic_write, default_actor, utc_now
 from serving.settings import Settings
 from supervision.triggers import CASE_COLUMNS, CASE_STATUSES, close_cases, empty_case_book
 
@@ -75,21 +74,6 @@ class LoggedRun:
 
 def cases_dir(settings: Settings) -> Path:
     return settings.home / CASES_DIR
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def default_actor() -> str:
-    """Who is acting: `RISKMATRIX_ACTOR` if set (service accounts), else the OS user."""
-    actor = os.environ.get("RISKMATRIX_ACTOR")
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return "unknown"
 
 
 def as_date(value: object, what: str = "as_of") -> pd.Timestamp:

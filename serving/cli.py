@@ -18,6 +18,7 @@ import typer
 from serving.api.cli_service import register as register_service
 from serving.cli_campaign import campaign_app, simulate_policy
 from serving.cli_ops import register as register_operations
+from serving.cli_options import HomeOption
 from serving.cli_project import backtest_project, matrix, train_project
 from serving.cli_triggers import triggers_app
 from serving.settings import Settings, load_settings
@@ -61,10 +62,6 @@ def _settings(home: Path | None) -> Settings:
     return load_settings(home)
 
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="运行目录 / runtime home (default: $RISKMATRIX_HOME or ./var)"),
-]
 
 
 @app.command()

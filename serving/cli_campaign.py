@@ -25,7 +25,9 @@ from pydantic import ValidationError
 
 from features.contract import DEPARTMENTS, INSPECTION_OUTCOMES, LIST_SEPARATOR
 from serving import campaign_store as store_ops
-from serving.campaign_store import CampaignStore, CampaignStoreError, default_actor, utc_now
+from serving.campaign_store import CampaignStore, CampaignStoreError
+from serving.cli_options import HomeOption
+from serving.files import default_actor, utc_now
 from serving.settings import Settings, load_settings
 from supervision.assignment import workload
 from supervision.campaigns import CampaignError, CampaignSpec, Scope
@@ -33,10 +35,6 @@ from supervision.draw import DrawEvidence
 from supervision.sampling_policy import SamplingPolicy
 from supervision.trigger_policy import DigitalPolicy
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="运行目录 / runtime home (default: $RISKMATRIX_HOME or ./var)"),
-]
 ForceOption = Annotated[
     bool,
     typer.Option("--force", help="重做已完成的非证据步骤 / redo a completed non-evidential step"),

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from serving.cli_options import HomeOption
 from serving.settings import load_settings
 
 EXIT_FAILED_CHECK = 1
@@ -28,10 +29,6 @@ audit_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="运行目录 / runtime home (default: $RISKMATRIX_HOME or ./var)"),
-]
 
 
 def _operator_errors() -> tuple[type[BaseException], ...]:

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from serving.cli_options import HomeOption
 from serving.settings import Settings, load_settings
 
 REGISTERED_NAME = "riskmatrix-project"
@@ -35,10 +36,6 @@ CHALLENGER_ALIAS = "challenger"
 MODEL_ROW = "management_model"
 FAIRNESS_GROUPS: tuple[str, ...] = ("ownership_type",)
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="运行目录 / runtime home (default: $RISKMATRIX_HOME or ./var)"),
-]
 TruthOption = Annotated[
     Path | None,
     typer.Option("--truth", help="模拟辖区真值目录 (仅评估用) / simulated ground truth, "

@@ -29,6 +29,8 @@ import typer
 from features.contract import SEVERITIES
 from serving import case_store
 from serving.case_store import CaseStoreError
+from serving.cli_options import HomeOption
+from serving.files import utc_now
 from serving.settings import Settings, load_settings
 from supervision.trigger_policy import ACTIONS, DigitalPolicy
 from supervision.triggers import CASE_STATUSES, OUTCOMES, TOLERANCE_RULE
@@ -36,10 +38,6 @@ from supervision.triggers import CASE_STATUSES, OUTCOMES, TOLERANCE_RULE
 if TYPE_CHECKING:
     from serving.scoring import Context
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="运行目录 / runtime home (default: $RISKMATRIX_HOME or ./var)"),
-]
 AsOfOption = Annotated[
     str | None,
     typer.Option("--as-of", help="基准日 YYYY-MM-DD / as-of date (default: the day after the "
@@ -236,21 +234,14 @@ def _trigger_context(settings: Settings, day: dt.date | None) -> Context:
     """The policy and snapshot of the run for `day`, without tables (`trigger_snapshot` reads
     what the triggers need). Defaulting the date to the day after the snapshot's data ends
     needs the whole snapshot once, and it is dropped right after."""
-    from features.snapshot import current_snapshot
-    from serving.scoring import Context, ServingError, load_context
+    from serving.scoring import Context, current_snapshot_dir, load_context
     from supervision.policy import load_policy
 
     if day is None:
         full = load_context(settings, None)
         return Context(full.snapshot_dir, {}, full.policy, full.as_of)
-    try:
-        snapshot_dir = current_snapshot(settings.snapshots)
-    except Exception as error:
-        raise ServingError(
-            f"还没有可用的快照, 请先运行 riskmatrix ingest DIR / no snapshot yet: run "
-            f"`riskmatrix ingest DIR` first ({error})"
-        ) from None
-    return Context(snapshot_dir, {}, load_policy(settings.policy_path), pd.Timestamp(day))
+    return Context(current_snapshot_dir(settings), {}, load_policy(settings.policy_path),
+                   pd.Timestamp(day))
 
 
 def _names(snapshot: Mapping[str, pd.DataFrame], uscc: Sequence[str]) -> dict[str, str]:
@@ -691,7 +682,7 @@ def user_errors() -> Iterator[None]:
 
 def build_triggers_app(
     class_provider: ClassProvider = champion_classes,
-    clock: Clock = case_store.utc_now,
+    clock: Clock = utc_now,
 ) -> typer.Typer:
     """The `triggers` command group with its class source and clock injected."""
     app = typer.Typer(

@@ -57,15 +57,20 @@ class ChampionScores:
     features: pd.DataFrame
 
 
-def load_context(settings: Settings, as_of: pd.Timestamp | None = None) -> Context:
-    """The current snapshot and policy; `as_of` defaults to the day after the data ends."""
+def current_snapshot_dir(settings: Settings) -> Path:
+    """The latest complete snapshot, or an operator error saying to ingest first."""
     try:
-        snapshot_dir = current_snapshot(settings.snapshots)
+        return current_snapshot(settings.snapshots)
     except Exception as error:
         raise ServingError(
             f"还没有可用的快照, 请先运行 riskmatrix ingest DIR / no snapshot yet: run "
             f"`riskmatrix ingest DIR` first ({error})"
         ) from None
+
+
+def load_context(settings: Settings, as_of: pd.Timestamp | None = None) -> Context:
+    """The current snapshot and policy; `as_of` defaults to the day after the data ends."""
+    snapshot_dir = current_snapshot_dir(settings)
     snapshot = load_snapshot(snapshot_dir)
     policy = load_policy(settings.policy_path)
     if as_of is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
+
+from serving.files import utc_now
 
 SCHEMA_VERSION_TABLE = "schema_version"
 RUN_IN_PROGRESS = "in_progress"
@@ -406,10 +408,6 @@ def open_store(url: str) -> Engine:
 # --------------------------------------------------------------------------- small helpers
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def as_date(value: date | datetime | pd.Timestamp | str) -> date:
     return pd.Timestamp(value).date()
 
@@ -676,17 +674,27 @@ def enterprise_score(engine: Engine, uscc: str,
     return decision
 
 
-def class_history(engine: Engine, uscc: str) -> pd.DataFrame:
-    """The enterprise's class over every complete run, oldest first."""
-    query = (select(runs.c.as_of, enterprise_scores.c.run_id,
-                    enterprise_scores.c.risk_class.label("class"),
+_HISTORY_COLUMNS = ("as_of", "run_id", "risk_class", "score_class", "probability", "overrides",
+                    "model_version", "policy_version")
+
+
+def class_history_rows(engine: Engine, uscc: str) -> list[Any]:
+    """The enterprise's class over every complete run, oldest first, as plain rows (the
+    service's hot read path builds no data frame); columns `_HISTORY_COLUMNS`."""
+    query = (select(runs.c.as_of, enterprise_scores.c.run_id, enterprise_scores.c.risk_class,
                     enterprise_scores.c.score_class, enterprise_scores.c.probability,
                     enterprise_scores.c.overrides, runs.c.model_version, runs.c.policy_version)
              .join(runs, runs.c.id == enterprise_scores.c.run_id)
              .where(enterprise_scores.c.uscc == uscc, runs.c.status == RUN_COMPLETE)
              .order_by(runs.c.as_of, runs.c.finished_at, runs.c.id))
     with engine.connect() as connection:
-        frame = pd.read_sql(query, connection)
+        return list(connection.execute(query).all())
+
+
+def class_history(engine: Engine, uscc: str) -> pd.DataFrame:
+    """The enterprise's class over every complete run, oldest first."""
+    frame = pd.DataFrame([tuple(r) for r in class_history_rows(engine, uscc)],
+                         columns=list(_HISTORY_COLUMNS)).rename(columns={"risk_class": "class"})
     frame["as_of"] = pd.to_datetime(frame["as_of"])
     return frame
 

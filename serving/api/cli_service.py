@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
+from serving.cli_options import HomeOption
 from serving.settings import Settings, load_settings
 
 EXIT_USER_ERROR = 2
@@ -30,10 +31,6 @@ users_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="运行目录 / runtime home (default: $RISKMATRIX_HOME or ./var)"),
-]
 
 
 @contextmanager

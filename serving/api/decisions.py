@@ -39,14 +39,13 @@ from serving.api.schemas import (
 from serving.audit import AuditEntry, append_entries
 from serving.settings import Settings
 from serving.store import (
-    RUN_COMPLETE,
     RunRecord,
+    class_history_rows,
     enterprise_scores,
     latest_complete_run,
     list_runs,
     monitoring_payloads,
     reasons,
-    runs,
 )
 
 READ_EVENT = "decision.read"
@@ -296,14 +295,7 @@ def _finite(value: Any) -> float | None:
 
 def enterprise_history(engine: Engine, uscc: str) -> list[ClassHistoryPoint]:
     """The enterprise's class in every complete run, oldest first."""
-    query = (select(runs.c.as_of, enterprise_scores.c.run_id, enterprise_scores.c.risk_class,
-                    enterprise_scores.c.score_class, enterprise_scores.c.probability,
-                    enterprise_scores.c.overrides, runs.c.model_version, runs.c.policy_version)
-             .join(runs, runs.c.id == enterprise_scores.c.run_id)
-             .where(enterprise_scores.c.uscc == uscc, runs.c.status == RUN_COMPLETE)
-             .order_by(runs.c.as_of, runs.c.finished_at, runs.c.id))
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
+    rows = class_history_rows(engine, uscc)
     return [ClassHistoryPoint(as_of=pd.Timestamp(r.as_of).date(), run_id=r.run_id,
                               risk_class=r.risk_class, score_class=r.score_class,
                               probability=float(r.probability), overrides=r.overrides,
