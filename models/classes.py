@@ -186,6 +186,23 @@ def _flag_mask(flags: pd.DataFrame, column: str, index: pd.Index) -> np.ndarray:
     )
 
 
+def _reason_tail(score_class: str, held_class: str | None, fired: Sequence[HardRule],
+                 margin: float) -> tuple[str, str]:
+    """The part of a class reason after the probability: the cut-off class, the hysteresis
+    hold, then each fired rule with its effect."""
+    zh = f"，按分类阈值为{score_class}类"
+    en = f" gives class {score_class} by the cut-offs"
+    if held_class is not None:
+        zh += f"；未越过阈值缓冲带（{margin:g}），保持上期{held_class}类"
+        en += (f"; kept last period's class {held_class} (cut-off not crossed by the margin "
+               f"{margin:g})")
+    for rule in fired:
+        effect_zh, effect_en = (t.format(rule.target_class) for t in _EFFECT_TEXT[rule.effect])
+        zh += f"；{rule.reason_zh}（{effect_zh}）"
+        en += f"; {rule.reason_en} ({effect_en})"
+    return zh, en
+
+
 def assign_classes(
     probabilities: pd.Series,
     cutoffs: Sequence[float],
@@ -198,7 +215,7 @@ def assign_classes(
 ) -> pd.DataFrame:
     """Risk class per entity, indexed like `probabilities`.
 
-    Columns: `score_class` (cut-offs only), `class` (final), `overrides` (list of what
+    Columns: `score_class` (cut-offs only), `class` (final), `overrides` (tuple of what
     changed or fixed the class: "hysteresis" when it held or limited a move, then the names
     of the hard rules whose flag is set, in rule order), `reason_zh`, `reason_en` (the score
     class reason followed by one reason per override).
@@ -253,24 +270,6 @@ def assign_classes(
         final = score.copy()
     held = has_prev & (final != score)
 
-    label_arr = np.array(ordered, dtype=object)
-    p_text = np.char.mod("%.4f", p).astype(object)
-    reason_zh = "风险概率" + p_text + "，按分类阈值为" + label_arr[score] + "类"
-    reason_en = "probability " + p_text + " gives class " + label_arr[score] + " by the cut-offs"
-    if held.any():
-        reason_zh[held] = (
-            reason_zh[held]
-            + f"；未越过阈值缓冲带（{margin:g}），保持上期"
-            + label_arr[prev[held]]
-            + "类"
-        )
-        reason_en[held] = (
-            reason_en[held]
-            + "; kept last period's class "
-            + label_arr[prev[held]]
-            + f" (cut-off not crossed by the margin {margin:g})"
-        )
-
     steps = [held]
     for rule in hard_rules:
         assert flags is not None
@@ -282,23 +281,44 @@ def assign_classes(
             final = np.where(fired, np.minimum(final, goal), final)
         else:
             final = np.where(fired, np.maximum(final, goal), final)
-        effect_zh, effect_en = (t.format(rule.target_class) for t in _EFFECT_TEXT[rule.effect])
-        reason_zh[fired] = reason_zh[fired] + f"；{rule.reason_zh}（{effect_zh}）"
-        reason_en[fired] = reason_en[fired] + f"; {rule.reason_en} ({effect_en})"
         steps.append(fired)
 
+    # What follows the probability in a reason depends only on (score class, held-from class,
+    # which rules fired): few combinations over a whole district, each rendered once.
+    pattern = np.zeros(len(index), dtype=np.int64)
+    for bit, step in enumerate(steps):
+        pattern |= step.astype(np.int64) << bit
+    held_from = np.where(held, prev, -1)
+    combos, row_combo = np.unique(
+        (pattern * (len(ordered) + 1) + held_from + 1) * len(ordered) + score,
+        return_inverse=True,
+    )
     step_names = [HYSTERESIS, *(rule.name for rule in hard_rules)]
-    patterns, pattern_of_row = np.unique(np.column_stack(steps), axis=0, return_inverse=True)
-    pattern_names = [
-        [name for name, on in zip(step_names, pattern, strict=True) if on] for pattern in patterns
-    ]
-    overrides = [list(pattern_names[i]) for i in pattern_of_row.reshape(-1).tolist()]
+    tails_zh, tails_en, combo_overrides = [], [], []
+    for combo in combos.tolist():
+        rest, score_class = divmod(combo, len(ordered))
+        bits, held_code = divmod(rest, len(ordered) + 1)
+        zh, en = _reason_tail(ordered[score_class], ordered[held_code - 1] if held_code else None,
+                              [rule for i, rule in enumerate(hard_rules) if bits >> (i + 1) & 1],
+                              margin)
+        tails_zh.append(zh)
+        tails_en.append(en)
+        combo_overrides.append(tuple(name for i, name in enumerate(step_names) if bits >> i & 1))
+    row_codes = row_combo.reshape(-1).tolist()
+    p_texts = [f"{value:.4f}" for value in p.tolist()]
+    reason_zh = [f"风险概率{t}{tails_zh[c]}" for t, c in zip(p_texts, row_codes, strict=True)]
+    reason_en = [f"probability {t}{tails_en[c]}" for t, c in zip(p_texts, row_codes, strict=True)]
+    # One shared immutable tuple per combination: no per-row containers for the GC to track.
+    overrides = np.empty(len(combos), dtype=object)
+    for position, names in enumerate(combo_overrides):
+        overrides[position] = names
+    label_arr = np.array(ordered, dtype=object)
 
     return pd.DataFrame(
         {
             "score_class": label_arr[score],
             "class": label_arr[final],
-            "overrides": pd.Series(overrides, index=index, dtype=object),
+            "overrides": pd.Series(overrides[row_combo.reshape(-1)], index=index, dtype=object),
             "reason_zh": reason_zh,
             "reason_en": reason_en,
         },

@@ -120,17 +120,66 @@ def reason_code(info: FeatureInfo) -> str:
     return f"{domain}-{GROUP_CODES[info.group]}-{feature}"
 
 
-def _format_values(values: np.ndarray) -> np.ndarray:
-    """Short numbers, never padded: 2 -> "2", 0.123456 -> "0.123", 12345.6 -> "12346".
+def _format_values(values: np.ndarray) -> list[str]:
+    """Short numbers, never padded: 2 -> "2", 0.123456 -> "0.123", 12345.6 -> "12346"."""
+    texts: list[str] = []
+    for v in (values + 0.0).tolist():  # + 0.0: no "-0"
+        whole = v == round(v) or abs(v) >= 1000
+        texts.append(f"{v:.0f}" if whole else f"{v:.3g}")
+    return texts
 
-    Each distinct value is formatted once: counts repeat a lot across a district.
-    """
-    distinct, inverse = np.unique(values + 0.0, return_inverse=True)  # + 0.0: no "-0"
-    whole = (distinct == np.round(distinct)) | (np.abs(distinct) >= 1000)
-    texts = np.empty(len(distinct), dtype=object)
-    texts[whole] = [f"{v:.0f}" for v in distinct[whole].tolist()]
-    texts[~whole] = [f"{v:.3g}" for v in distinct[~whole].tolist()]
-    return texts[inverse.reshape(-1)]
+
+def _top_k(key: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column positions and keys of each row's `k` largest keys, largest first; ties go to
+    the lower position (catalogue order). k rounds of argmax: cheaper than a partition or a
+    sort when k is a handful and rows have dozens of features."""
+    work = key.copy()
+    rows = np.arange(len(work))
+    chosen = np.empty((len(work), k), dtype=np.int64)
+    chosen_keys = np.empty((len(work), k), dtype=np.float64)
+    for rank in range(k):
+        best = np.argmax(work, axis=1)
+        chosen[:, rank] = best
+        chosen_keys[:, rank] = work[rows, best]
+        work[rows, best] = -np.inf
+    return chosen, chosen_keys
+
+
+def _categorical(texts: list[str], codes: np.ndarray) -> pd.Categorical:
+    """`texts[codes]` as a categorical, equal texts merged into one category."""
+    distinct = pd.Categorical(texts)
+    categories = pd.Index(distinct.categories)
+    return pd.Categorical.from_codes(np.asarray(distinct.codes)[codes], categories=categories)
+
+
+def _reason_texts(
+    infos: list[FeatureInfo], feature_idx: np.ndarray, value: np.ndarray, raises: np.ndarray
+) -> tuple[pd.Categorical, pd.Categorical]:
+    """Bilingual reason texts, e.g. "近365天行政处罚次数为2次，风险上升" / "penalties in the last
+    365 days: 2 times, raised the risk". Each distinct (feature, value, direction) is rendered
+    once, however many entities share it: counts repeat a lot across a district."""
+    distinct, value_code = np.unique(value, return_inverse=True)  # NaNs collapse into one
+    shown = _format_values(np.nan_to_num(distinct))
+    width = max(len(distinct), 1)
+    combos, row_combo = np.unique(
+        (feature_idx * width + value_code.reshape(-1)) * 2 + raises.astype(np.int64),
+        return_inverse=True,
+    )
+    zh: list[str] = []
+    en: list[str] = []
+    for combo in combos.tolist():
+        f, rest = divmod(combo, width * 2)
+        v, up = divmod(rest, 2)
+        info = infos[f]
+        if np.isnan(distinct[v]):
+            value_zh, value_en = "缺失", ": missing"
+        else:
+            unit_en = f" {info.unit_en}" if info.unit_en else ""
+            value_zh, value_en = f"为{shown[v]}{info.unit_zh}", f": {shown[v]}{unit_en}"
+        zh.append(info.zh + value_zh + ("，风险上升" if up else "，风险下降"))
+        en.append(info.en + value_en + (", raised the risk" if up else ", lowered the risk"))
+    codes = row_combo.reshape(-1)
+    return _categorical(zh, codes), _categorical(en, codes)
 
 
 def top_reasons(
@@ -145,7 +194,7 @@ def top_reasons(
     first. An entity with no risk-raising feature gets its top risk-lowering features
     instead, flagged `raises_risk=False`. Features with a zero contribution are never
     reasons. Columns: entity (the index label), rank (1..k), feature, value, contribution,
-    raises_risk, reason_code, text_zh, text_en; `feature` and `reason_code` are
+    raises_risk, reason_code, text_zh, text_en; `feature`, `reason_code` and the texts are
     categoricals (few distinct values over many rows).
     """
     if k < 1:
@@ -178,11 +227,8 @@ def top_reasons(
     # Rank by contribution where something raised the risk, by its negation elsewhere;
     # only strictly positive keys are reasons.
     key = np.where(raises_row[:, None], matrix, -matrix)
-    candidates = np.sort(np.argpartition(-key, k_eff - 1, axis=1)[:, :k_eff], axis=1)
-    candidate_keys = np.take_along_axis(key, candidates, axis=1)
-    order = np.argsort(-candidate_keys, axis=1, kind="stable")  # ties: catalogue order
-    chosen = np.take_along_axis(candidates, order, axis=1)
-    keep = (np.take_along_axis(candidate_keys, order, axis=1) > 0).reshape(-1)
+    chosen, chosen_keys = _top_k(key, k_eff)
+    keep = (chosen_keys > 0).reshape(-1)
 
     row = np.repeat(np.arange(n_rows), k_eff)[keep]
     rank = np.tile(np.arange(1, k_eff + 1), n_rows)[keep]
@@ -190,40 +236,17 @@ def top_reasons(
     contribution = matrix[row, feature_idx]
     value = feature_matrix(X, features)[row, feature_idx]
     raises = raises_row[row]
-
-    zh_label = np.array([info.zh for info in infos], dtype=object)
-    en_label = np.array([info.en for info in infos], dtype=object)
-    zh_unit = np.array([info.unit_zh for info in infos], dtype=object)
-    en_unit = np.array([f" {info.unit_en}" if info.unit_en else "" for info in infos], dtype=object)
-
-    f = feature_idx
-    missing = np.isnan(value)
-    value_zh = np.full(len(value), "缺失", dtype=object)
-    value_en = np.full(len(value), ": missing", dtype=object)
-    if (~missing).any():
-        shown = _format_values(value[~missing])
-        value_zh[~missing] = "为" + shown + zh_unit[f[~missing]]
-        value_en[~missing] = ": " + shown + en_unit[f[~missing]]
-    direction = raises.astype(np.int64)  # 0: lowered the risk, 1: raised it
-    text_zh = (
-        zh_label[f] + value_zh + np.array(["，风险下降", "，风险上升"], dtype=object)[direction]
-    )
-    text_en = (
-        en_label[f]
-        + value_en
-        + np.array([", lowered the risk", ", raised the risk"], dtype=object)[direction]
-    )
-    # Categoricals: a handful of distinct names over many rows, no per-row string objects.
+    text_zh, text_en = _reason_texts(infos, feature_idx, value, raises)
     codes = [reason_code(info) for info in infos]
     return pd.DataFrame(
         {
             "entity": contributions.index[row],
             "rank": rank.astype(np.int64),
-            "feature": pd.Categorical.from_codes(f, categories=pd.Index(features)),
+            "feature": pd.Categorical.from_codes(feature_idx, categories=pd.Index(features)),
             "value": value,
             "contribution": contribution,
             "raises_risk": raises,
-            "reason_code": pd.Categorical.from_codes(f, categories=pd.Index(codes)),
+            "reason_code": pd.Categorical.from_codes(feature_idx, categories=pd.Index(codes)),
             "text_zh": text_zh,
             "text_en": text_en,
         },

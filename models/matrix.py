@@ -416,7 +416,7 @@ def management_scores(
     if len(features):
         contributions = shap_contributions(model, features)
         reasons = top_reasons(contributions, features, catalogue, k=top_reasons_k)
-        joined = (reasons["text_zh"] + " / " + reasons["text_en"]).groupby(
+        joined = (reasons["text_zh"].astype(str) + " / " + reasons["text_en"].astype(str)).groupby(
             reasons["entity"], sort=False).agg("; ".join)
         reasons_text = joined.reindex(features.index).fillna("")
     return pd.DataFrame({

@@ -17,6 +17,7 @@ import pandas as pd
 from features.catalogue import FeatureInfo
 from models.classes import HardRule, assign_classes
 from models.explain import shap_contributions, top_reasons
+from models.inputs import feature_matrix
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,29 @@ class ScoredPopulation:
     contributions: pd.DataFrame
 
 
+def row_digests(matrix: np.ndarray) -> list[str]:
+    """sha256 hex digest of each row's bytes (one pass over one buffer: no per-row arrays)."""
+    data = np.ascontiguousarray(matrix).tobytes()
+    width = matrix.itemsize * (matrix.shape[1] if matrix.ndim == 2 else 1)
+    if width == 0:
+        return [hashlib.sha256(b"").hexdigest()] * len(matrix)
+    view, sha256 = memoryview(data), hashlib.sha256
+    return [sha256(view[start:start + width]).hexdigest()
+            for start in range(0, len(data), width)]
+
+
+def matrix_hashes(matrix: np.ndarray) -> list[str]:
+    """sha256 of each row of a float64 model-input matrix, NaN made canonical first."""
+    return row_digests(np.where(np.isnan(matrix), np.nan, matrix))  # one NaN bit pattern
+
+
 def feature_hashes(X: pd.DataFrame, feature_names: Sequence[str]) -> pd.Series:
     """sha256 of each entity's model-input vector (float64 bytes, NaN-canonical).
 
     The audit trail stores it so a replay can prove it saw the same inputs, and the nightly
     job can skip re-explaining entities whose inputs did not change.
     """
-    values = X[list(feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
-    matrix = np.ascontiguousarray(np.where(np.isnan(values), np.nan, values))  # one NaN pattern
-    rows = matrix.view(np.uint8).reshape(len(matrix), -1)
-    return pd.Series([hashlib.sha256(r.tobytes()).hexdigest() for r in rows], index=X.index,
+    return pd.Series(matrix_hashes(feature_matrix(X, feature_names)), index=X.index,
                      name="input_hash")
 
 

@@ -69,7 +69,8 @@ from features.snapshot import (
 )
 from models.classes import assign_classes
 from models.explain import BIAS_COLUMN, booster_of, shap_contributions, top_reasons
-from models.scoring import ClassRules, feature_hashes
+from models.inputs import feature_matrix
+from models.scoring import ClassRules, feature_hashes, matrix_hashes, row_digests
 from serving.audit import (
     DECISION,
     PROJECT_GRADE,
@@ -187,33 +188,33 @@ def split_codes(booster: lgb.Booster, matrix: np.ndarray) -> np.ndarray | None:
     thresholds = _split_thresholds(booster)
     if thresholds is None:
         return None
-    codes = np.zeros(matrix.shape, dtype=np.int32)
+    widest = max((len(cuts) for cuts in thresholds.values()), default=0) * 4 + 2
+    dtype = np.uint16 if widest <= np.iinfo(np.uint16).max else np.int32  # fixed per model
+    missing = np.isnan(matrix)
+    effective = np.where(missing, 0.0, matrix)
+    in_zero_band = np.abs(effective) <= LIGHTGBM_ZERO_THRESHOLD
+    effective[in_zero_band] = 0.0
+    codes = np.where(missing, 2, in_zero_band).astype(dtype)
+    unsplit = np.setdiff1d(np.arange(matrix.shape[1]), list(thresholds))
+    codes[:, unsplit] = 0  # a feature no tree splits on cannot change a score
+    columns = np.asfortranarray(effective)  # one contiguous column per feature
     for column, cuts in thresholds.items():
-        values = matrix[:, column]
-        missing = np.isnan(values)
-        effective = np.where(missing, 0.0, values)
-        in_zero_band = np.abs(effective) <= LIGHTGBM_ZERO_THRESHOLD
-        effective[in_zero_band] = 0.0
-        position = np.searchsorted(cuts, effective, side="left").astype(np.int32)
-        codes[:, column] = position * 4 + np.where(missing, 2, in_zero_band.astype(np.int32))
+        position = np.searchsorted(cuts, columns[:, column], side="left")
+        codes[:, column] = codes[:, column] + (position * 4).astype(dtype)
     return codes
-
-
-def _row_hashes(matrix: np.ndarray, index: pd.Index) -> pd.Series:
-    rows = np.ascontiguousarray(matrix).view(np.uint8).reshape(len(matrix), -1)
-    return pd.Series([hashlib.sha256(r.tobytes()).hexdigest() for r in rows], index=index,
-                     name="explain_key")
 
 
 def explanation_keys(model: Any, X: pd.DataFrame, names: Sequence[str],
                      input_hashes: pd.Series) -> pd.Series:
     """Per-entity key under which TreeSHAP reasons may be reused (see module doc)."""
-    from models.inputs import feature_matrix
+    return _keys_of(model, feature_matrix(X, list(names)), input_hashes)
 
-    codes = split_codes(booster_of(model), feature_matrix(X, list(names)))
+
+def _keys_of(model: Any, matrix: np.ndarray, input_hashes: pd.Series) -> pd.Series:
+    codes = split_codes(booster_of(model), matrix)
     if codes is None:
         return input_hashes.rename("explain_key")
-    return _row_hashes(codes, X.index)
+    return pd.Series(row_digests(codes), index=input_hashes.index, name="explain_key")
 
 
 # --------------------------------------------------------------------------- scoring a chunk
@@ -240,17 +241,24 @@ class ChunkScores:
         return int(self.scores["explained"].sum())
 
 
-def _sparse_contributions(source: pd.DataFrame, index: pd.Index,
-                          names: Sequence[str]) -> pd.DataFrame:
-    """A contributions frame that is zero except each entity's stored top-k: `top_reasons`
-    picks exactly those again (they are the largest by construction) and renders today's
-    values."""
-    matrix = np.zeros((len(index), len(names) + 1), dtype=np.float64)
-    rows = index.get_indexer(pd.Index(source["uscc"]))
+def _chunk_contributions(model: Any, X: pd.DataFrame, names: Sequence[str], reuse: np.ndarray,
+                         reusable: ReusableReasons | None) -> pd.DataFrame:
+    """TreeSHAP for the rows not reused; a reused row is zero except its stored top-k, which
+    `top_reasons` picks exactly again (they are the largest by construction) and renders with
+    today's values. One frame for the chunk, so reasons come out in chunk order."""
+    if not reuse.any() or reusable is None:
+        return shap_contributions(model, X)
+    matrix = np.zeros((len(X), len(names) + 1), dtype=np.float64)
+    fresh = np.flatnonzero(~reuse)
+    if len(fresh):
+        matrix[fresh] = shap_contributions(model, X.iloc[fresh]).to_numpy()
+    source = reusable.reasons
+    rows = X.index.get_indexer(pd.Index(source["uscc"]))
     columns = pd.Index(list(names)).get_indexer(pd.Index(source["feature"].astype(str)))
     keep = (rows >= 0) & (columns >= 0)
+    keep[keep] = reuse[rows[keep]]
     matrix[rows[keep], columns[keep]] = source["contribution"].to_numpy(np.float64)[keep]
-    return pd.DataFrame(matrix, index=index, columns=[*names, BIAS_COLUMN])
+    return pd.DataFrame(matrix, index=X.index, columns=[*names, BIAS_COLUMN])
 
 
 def score_chunk(
@@ -276,26 +284,18 @@ def score_chunk(
     classes = assign_classes(probability, list(rules.cutoffs), margin=rules.margin,
                              previous=previous, hard_rules=list(rules.hard_rules), flags=flags,
                              labels=rules.labels)
-    hashes = feature_hashes(X, names)
-    keys = explanation_keys(model, X, names, hashes)
+    matrix = feature_matrix(X, names)
+    hashes = pd.Series(matrix_hashes(matrix), index=X.index, name="input_hash")
+    keys = _keys_of(model, matrix, hashes)
+    del matrix
     scored = time.perf_counter()
 
     if reusable is not None and len(reusable.keys):
         reuse = (keys == reusable.keys.reindex(X.index)).to_numpy(dtype=bool)
     else:
         reuse = np.zeros(len(X), dtype=bool)
-    parts = []
-    fresh = X.index[~reuse]
-    if len(fresh):
-        subset = X.loc[fresh]
-        parts.append(top_reasons(shap_contributions(model, subset), subset[names], catalogue, k))
-    kept = X.index[reuse]
-    if len(kept) and reusable is not None:
-        source = reusable.reasons[reusable.reasons["uscc"].isin(kept)]
-        subset = X.loc[kept]
-        parts.append(top_reasons(_sparse_contributions(source, kept, names), subset[names],
-                                 catalogue, k))
-    long = _ordered_reasons(parts, X.index)
+    contributions = _chunk_contributions(model, X, names, reuse, reusable)
+    long = top_reasons(contributions, X[names], catalogue, k)
     explained = time.perf_counter()
 
     scores = pd.DataFrame({
@@ -303,7 +303,7 @@ def score_chunk(
         "probability": probability,
         "score_class": classes["score_class"],
         "class": classes["class"],
-        "overrides": classes["overrides"].map(lambda o: ",".join(o)),
+        "overrides": classes["overrides"].map(",".join),
         "class_reason_zh": classes["reason_zh"],
         "class_reason_en": classes["reason_en"],
         "input_hash": hashes,
@@ -311,18 +311,6 @@ def score_chunk(
         "explained": ~reuse,
     }, index=X.index)
     return ChunkScores(scores, long, {"score": scored - started, "explain": explained - scored})
-
-
-def _ordered_reasons(parts: list[pd.DataFrame], index: pd.Index) -> pd.DataFrame:
-    if not parts:
-        return pd.DataFrame(columns=["entity", "rank", "feature", "value", "contribution",
-                                     "raises_risk", "reason_code", "text_zh", "text_en"])
-    frames = [p.assign(feature=p["feature"].astype(str), reason_code=p["reason_code"].astype(str))
-              for p in parts]
-    long = pd.concat(frames, ignore_index=True)
-    position = pd.Series(np.arange(len(index)), index=index)
-    order = np.lexsort((long["rank"].to_numpy(), position.reindex(long["entity"]).to_numpy()))
-    return long.iloc[order].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- run identity

@@ -100,7 +100,7 @@ def test_a_probability_at_a_cutoff_belongs_to_the_riskier_class() -> None:
     assert list(classes.columns) == CLASS_COLUMNS
     assert classes["score_class"].tolist() == ["A", "B", "C", "C", "D", "D"]
     assert classes["class"].tolist() == classes["score_class"].tolist()
-    assert classes["overrides"].tolist() == [[]] * 6
+    assert classes["overrides"].tolist() == [()] * 6
     assert classes["reason_zh"].iloc[1] == "风险概率0.1000，按分类阈值为B类"
     assert classes["reason_en"].iloc[1] == "probability 0.1000 gives class B by the cut-offs"
 
@@ -113,7 +113,7 @@ def test_hysteresis_moving_up_needs_the_margin() -> None:
     # 0.11 and 0.12 are not past 0.1 by more than the margin: stay A;
     # 0.31 is past 0.2 by more than the margin, but not past 0.3: C.
     assert classes["class"].tolist() == ["A", "A", "B", "C", "D"]
-    assert classes["overrides"].tolist() == [[HYSTERESIS], [HYSTERESIS], [], [HYSTERESIS], []]
+    assert classes["overrides"].tolist() == [(HYSTERESIS,), (HYSTERESIS,), (), (HYSTERESIS,), ()]
     assert "保持上期A类" in classes["reason_zh"].iloc[0]
     assert "kept last period's class A" in classes["reason_en"].iloc[3]
 
@@ -124,7 +124,7 @@ def test_hysteresis_moving_down_needs_the_margin() -> None:
     classes = assign_classes(probabilities, CUTOFFS, margin=0.02, previous=previous)
     assert classes["score_class"].tolist() == ["B", "B", "A", "C"]
     assert classes["class"].tolist() == ["C", "B", "A", "C"]
-    assert classes["overrides"].tolist() == [[HYSTERESIS], [], [], []]
+    assert classes["overrides"].tolist() == [(HYSTERESIS,), (), (), ()]
 
 
 def test_without_margin_or_previous_class_plain_cutoffs_apply() -> None:
@@ -159,13 +159,13 @@ def test_each_hard_rule_effect() -> None:
     assert classes["score_class"].tolist() == ["A", "C", "D", "A", "D", "A", "B"]
     assert classes["class"].tolist() == ["D", "B", "B", "A", "D", "C", "B"]
     assert classes["overrides"].tolist() == [
-        ["serious_dishonesty"],
-        ["newly_established"],
-        ["newly_established"],
-        ["newly_established"],  # the cap applied, although A is already below it
-        ["key_industry"],
-        ["key_industry"],
-        [],
+        ("serious_dishonesty",),
+        ("newly_established",),
+        ("newly_established",),
+        ("newly_established",),  # the cap applied, although A is already below it
+        ("key_industry",),
+        ("key_industry",),
+        (),
     ]
     assert classes["reason_zh"].iloc[0].endswith("；列入严重违法失信名单（强制为D类）")
     assert classes["reason_en"].iloc[1].endswith("; newly established (at most class B)")
@@ -197,8 +197,8 @@ def test_rules_apply_in_order_after_hysteresis() -> None:
     )
     assert dishonest_last["class"].tolist() == ["D", "D"]
     assert new_firm_last["class"].tolist() == ["B", "D"]
-    assert dishonest_last["overrides"].iloc[1] == [HYSTERESIS, "serious_dishonesty"]
-    assert new_firm_last["overrides"].iloc[0] == ["serious_dishonesty", "newly_established"]
+    assert dishonest_last["overrides"].iloc[1] == (HYSTERESIS, "serious_dishonesty")
+    assert new_firm_last["overrides"].iloc[0] == ("serious_dishonesty", "newly_established")
 
 
 def test_flags_are_validated_per_entity_and_column() -> None:
