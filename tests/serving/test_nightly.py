@@ -472,6 +472,24 @@ def test_explanation_keys_fall_back_to_input_hashes_for_categorical_splits() -> 
     assert keys.tolist() == hashes.tolist()
 
 
+def test_an_entitys_explanation_key_does_not_depend_on_its_chunk() -> None:
+    """Keys are compared across runs with other chunk boundaries: the same inputs must give
+    the same key whatever else is in the chunk (e.g. however wide its values are)."""
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.integers(0, 40, 600).astype(float)})
+    X.loc[X.index[::7], "a"] = np.nan
+    y = (X["a"].fillna(0) + X["b"] / 20 + rng.normal(size=600) > 1).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 5},
+                        lgb.Dataset(X, y), num_boost_round=30)
+    hashes = pd.Series([f"h{i}" for i in range(len(X))], index=X.index)
+    whole = explanation_keys(booster, X, ["a", "b"], hashes)
+    narrow = X[X["b"] < 3]  # a chunk whose values sit in the first few bins only
+    part = explanation_keys(booster, narrow, ["a", "b"], hashes.loc[narrow.index])
+    assert part.tolist() == whole.loc[narrow.index].tolist()
+    assert whole.str.fullmatch("[0-9a-f]{64}").all()
+    assert whole.nunique() > 10  # different bins, different keys
+
+
 
 # --------------------------------------------------------------------------- audit under load
 
