@@ -1,14 +1,18 @@
 """Service throughput: the enterprise-score read and on-demand scoring against a bare endpoint.
 
 Starts `riskmatrix serve` (uvicorn, `--workers` processes) on loopback for a prepared home, and
-in the same run a bare FastAPI app that returns the champion's LightGBM prediction for a posted
-feature vector (same model, no auth, no audit, no validation, no explanation) as the
-reference. Each target is loaded at concurrency 1 and 32 for `--seconds` by `wrk` (one
+in the same run two bare FastAPI references with the same champion, no auth, no audit, no
+contract validation, no SHAP and no reasons: "bare vector" returns the LightGBM prediction
+for a posted feature vector; "bare record" takes the same submitted record JSON as
+`POST /api/score`, builds its features with the project's own pipeline
+(`serving.api.ondemand.mini_snapshot`, `features.enterprise_features.build_enterprise_features`)
+and returns the prediction (its probability is checked against the service's before loading).
+Each target is loaded at concurrency 1 and 32 for `--seconds` by `wrk` (one
 thread, a Lua script for the bearer header, per-request URLs cycling over every scored firm,
 and 5xx counting) — a C load generator, so the Python server gets the cores; without `wrk`
 on PATH an async httpx client does the same and the output says so (it steals CPU from the
 server: its figures are pessimistic). The table gives requests/s, p50/p99 latency, 5xx and 4xx
-counts, and each row's latency as a multiple of the bare endpoint's at the same concurrency.
+counts, and each row's latency as a multiple of each bare reference's at the same concurrency.
 Never pass/fail: it prints figures (exit 1 only on a server error).
 
     python -m bench.bench_service --home var              # a home where the demo ran
@@ -96,6 +100,50 @@ BARE_APP = textwrap.dedent('''
 ''')
 
 
+BARE_RECORD_APP = textwrap.dedent('''
+    """Reference: the champion's prediction for a submitted record (the body of POST
+    /api/score), its features built by the project's pipeline on the same mini snapshot;
+    the rows are cast to the snapshot's dtypes, nothing else (no contract rules)."""
+    import os
+    from pathlib import Path
+    from typing import Any
+
+    import pandas as pd
+    from fastapi import FastAPI
+
+    from features.enterprise_features import build_enterprise_features
+    from serving.api.cache import build_on_demand_context
+    from serving.api.ondemand import SUBMITTED_TABLES, mini_snapshot
+    from serving.scoring import champion
+    from serving.settings import load_settings
+
+    settings = load_settings(Path(os.environ["RISKMATRIX_HOME"]))
+    model, _ = champion(settings)
+    context = build_on_demand_context(settings)
+    columns = list(model.feature_names_)
+    feature_kwargs = context.policy.enterprise_feature_kwargs()
+    app = FastAPI()
+
+    def typed(rows: list[dict[str, Any]], table: str) -> pd.DataFrame:
+        base = context.snapshot[table]
+        return pd.DataFrame(rows, columns=base.columns).astype(base.dtypes.to_dict())
+
+    @app.post("/predict-record")
+    def predict_record(record: dict[str, Any]) -> dict[str, float]:
+        submitted = {"enterprise": [record["enterprise"]], "events": record.get("events", []),
+                     "inspections": record.get("inspections", [])}
+        tables = {table: typed(submitted[field], table)
+                  for field, table in SUBMITTED_TABLES.items()}
+        mini, uscc = mini_snapshot(context, tables)
+        day = pd.Timestamp(record["as_of"]) if record.get("as_of") else context.default_as_of
+        features = build_enterprise_features(mini, day, **feature_kwargs)
+        frame = features.loc[[uscc], columns].astype("float64")
+        return {"probability": float(model.predict_proba(frame)[0, 1])}
+''')
+BARE_VECTOR = "bare vector"
+BARE_RECORD = "bare record"
+
+
 @dataclass(frozen=True)
 class Result:
     target: str
@@ -110,7 +158,7 @@ class Result:
 
     @property
     def rps(self) -> float:
-        return self.requests / self.seconds
+        return self.requests / self.seconds if self.seconds else 0.0
 
 
 def free_port() -> int:
@@ -191,6 +239,9 @@ def run_wrk(wrk: str, script: Path, base: str, paths_file: Path, method: str,
     parts = line.split()[1:]
     return (int(parts[0]), float(parts[1]), float(parts[2]), float(parts[3]), int(parts[4]),
             int(parts[5]), int(parts[6]))
+
+
+TARGET_KEYS = ("read", "score", "bare", "bare-record")
 
 
 @dataclass(frozen=True)
@@ -287,19 +338,40 @@ def build_home(root: Path) -> Path:
     return home
 
 
-def table(results: list[Result]) -> str:
-    """One row per target and concurrency; latency as a multiple of the bare endpoint's."""
-    bare = {r.concurrency: r for r in results if r.target.startswith("bare")}
-    lines = [f"{'target':<38}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'5xx':>6}"
-             f"{'4xx':>6}{'n':>8}{'p50/bare':>10}{'p99/bare':>10}"]
+def _ratios(result: Result, reference: Result | None) -> str:
+    if reference is None or not result.requests or not reference.requests:
+        return f"{'-':>8}{'-':>8}"
+    return (f"{result.p50_ms / reference.p50_ms:>7.1f}x"
+            f"{result.p99_ms / reference.p99_ms:>7.1f}x")
+
+
+def table(results: list[Result], references: list[Result] | None = None) -> str:
+    """One row per target and concurrency; latency (p50, p99) as a multiple of each bare
+    reference's at the same concurrency: "/vector" the bare feature-vector endpoint,
+    "/record" the bare record endpoint (`references` default: the bare rows of `results`)."""
+    pool = results if references is None else references
+    vector = {r.concurrency: r for r in pool if r.target.startswith(BARE_VECTOR)}
+    record = {r.concurrency: r for r in pool if r.target.startswith(BARE_RECORD)}
+    lines = [f"{'target':<40}{'conc':>5}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'5xx':>6}"
+             f"{'4xx':>6}{'n':>8}{'p50/vector':>11}{'p99':>5}{'p50/record':>11}{'p99':>5}"]
     for r in results:
-        ref = bare.get(r.concurrency)
-        ratios = (f"{r.p50_ms / ref.p50_ms:>9.1f}x{r.p99_ms / ref.p99_ms:>9.1f}x" if ref
-                  else f"{'-':>10}{'-':>10}")
-        lines.append(f"{r.target:<38}{r.concurrency:>5}{r.rps:>9.1f}{r.p50_ms:>9.2f}"
+        lines.append(f"{r.target:<40}{r.concurrency:>5}{r.rps:>9.1f}{r.p50_ms:>9.2f}"
                      f"{r.p99_ms:>9.2f}{r.server_errors:>6}{r.other_errors:>6}{r.requests:>8}"
-                     f"{ratios}")
+                     f"   {_ratios(r, vector.get(r.concurrency))}"
+                     f"   {_ratios(r, record.get(r.concurrency))}")
     return "\n".join(lines)
+
+
+def same_prediction(service: str, token: str, bare_record: str, record: dict[str, Any]
+                    ) -> tuple[float, float]:
+    """The service's and the bare record endpoint's probability for the benchmark record:
+    the reference must do the same work (features, model), so they must agree."""
+    served = httpx.post(f"{service}/api/score", json=record, timeout=120,
+                        headers={"Authorization": f"Bearer {token}"})
+    served.raise_for_status()
+    bare = httpx.post(f"{bare_record}/predict-record", json=record, timeout=120)
+    bare.raise_for_status()
+    return float(served.json()["probability"]), float(bare.json()["probability"])
 
 
 def server_stack() -> str:
@@ -323,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     parser.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto",
                         help="load generator (auto: wrk when on PATH, else httpx)")
-    parser.add_argument("--only", nargs="+", choices=["read", "score", "bare"],
-                        default=["read", "score", "bare"], help="targets to load")
+    parser.add_argument("--only", nargs="+", choices=list(TARGET_KEYS),
+                        default=list(TARGET_KEYS), help="targets to load")
     args = parser.parse_args(argv)
     home = build_home(args.build_home) if args.build_home else args.home
     if home is None:
@@ -336,22 +408,28 @@ def main(argv: list[str] | None = None) -> int:
     uscc, record, vector, token, scored = prepare(home)
     env = {**os.environ, "RISKMATRIX_HOME": str(home)}
     env.pop("RISKMATRIX_DB_URL", None)
-    service_port, bare_port = free_port(), free_port()
+    service_port, bare_port, record_port = free_port(), free_port(), free_port()
     workdir = Path(tempfile.mkdtemp(prefix="riskmatrix-bench-"))
     (workdir / "bare_app.py").write_text(BARE_APP, encoding="utf-8")
+    (workdir / "bare_record_app.py").write_text(BARE_RECORD_APP, encoding="utf-8")
     bare_env = {**env, "PYTHONPATH": os.pathsep.join([str(workdir), os.getcwd()])}
     service = start([sys.executable, "-m", "serving.cli", "serve", "--port", str(service_port),
                      "--workers", str(args.workers), "--home", str(home)], env, service_port)
     bare = start([sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(bare_port),
                   "--log-level", "warning"], bare_env, bare_port)
+    bare_record = start([sys.executable, "-m", "uvicorn", "bare_record_app:app", "--port",
+                         str(record_port), "--log-level", "warning"], bare_env, record_port)
     base = f"http://127.0.0.1:{service_port}"
+    record_base = f"http://127.0.0.1:{record_port}"
     targets = {
         "read": Target("enterprise read GET /api/enterprises", base,
                        [f"/api/enterprises/{u}" for u in scored], "GET", None, token),
         "score": Target("on-demand POST /api/score", base, ["/api/score"], "POST", record,
                         token),
-        "bare": Target("bare LightGBM POST /predict", f"http://127.0.0.1:{bare_port}",
-                       ["/predict"], "POST", vector, None),
+        "bare": Target(f"{BARE_VECTOR}: LightGBM POST /predict",
+                       f"http://127.0.0.1:{bare_port}", ["/predict"], "POST", vector, None),
+        "bare-record": Target(f"{BARE_RECORD}: features+LightGBM", record_base,
+                              ["/predict-record"], "POST", record, None),
     }
     client = f"wrk ({wrk}, 1 thread)" if wrk else "httpx async client (wrk not found)"
     print(f"load generator: {client}; server: {server_stack()}, {args.workers} worker(s); "
@@ -359,17 +437,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     results = []
     try:
-        for key in ("read", "score", "bare"):
+        served, bare_probability = same_prediction(base, token, record_base, record)
+        agree = abs(served - bare_probability) <= 1e-9
+        print(f"on-demand probability {served:.12f}, bare record {bare_probability:.12f}"
+              f"{'' if agree else '  (DIFFERENT: the references do not do the same work)'}",
+              flush=True)
+        for key in TARGET_KEYS:
             if key not in args.only:
                 continue
             for concurrency in args.concurrency:
                 results.append(measure(targets[key], concurrency, args.seconds, wrk, workdir))
-                print(table(results[-1:]).splitlines()[1], flush=True)
+                print(table(results[-1:], results).splitlines()[1], flush=True)
     finally:
-        service.terminate()
-        bare.terminate()
-        service.wait(10)
-        bare.wait(10)
+        for process in (service, bare, bare_record):
+            process.terminate()
+        for process in (service, bare, bare_record):
+            process.wait(10)
     print(f"\nriskmatrix service benchmark — {client}; {server_stack()}, {args.workers} "
           f"worker(s); {os.cpu_count()} CPUs; {args.seconds:g} s per row after a 2 s warm-up; "
           f"reads cycle over {len(scored)} firms; on-demand firm {uscc}; load average after: "
@@ -378,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     read32 = [r for r in results if r.target.startswith("enterprise") and r.concurrency == 32]
     if read32:
         print(f"target (a): read p99 at 32 = {read32[0].p99_ms:.1f} ms (< 20 ms)")
-    print("target (b): on-demand p50/bare and p99/bare above (<= 2x); target (c): 5xx = "
+    print("target (b): on-demand p50/p99 as multiples of bare vector and of bare record above "
+          "(<= 2x); target (c): 5xx = "
           f"{sum(r.server_errors for r in results)}, socket errors = "
           f"{sum(r.socket_errors for r in results)}")
     return 1 if any(r.server_errors for r in results) else 0

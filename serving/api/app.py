@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from serving.settings import Settings, load_settings
 from serving.store import StoreError, open_store
@@ -44,8 +45,10 @@ def _include_web(app: FastAPI) -> None:
         app.mount("/static", StaticFiles(directory=WEB_STATIC_DIR), name="static")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service for `settings` (default: from the environment, see README "Runtime home")."""
+def create_app(settings: Settings | None = None, *, fast_read: bool = True) -> FastAPI:
+    """The service for `settings` (default: from the environment, see README "Runtime home");
+    `fast_read=False` leaves out the enterprise read's fast lane (`create_served_app` puts it
+    in front of the whole app instead)."""
     from serving.api.cache import ServiceCache
     from serving.api.errors import install_error_handlers
     from serving.api.fast_read import EnterpriseReadFastPath
@@ -67,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.cache = ServiceCache(resolved, engine)
     install_error_handlers(app)
-    app.add_middleware(EnterpriseReadFastPath, fastapi_app=app)
+    if fast_read:
+        app.add_middleware(EnterpriseReadFastPath, fastapi_app=app)
     for router in api_routers():
         app.include_router(router)
     _include_web(app)
@@ -79,12 +83,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def create_served_app(settings: Settings | None = None) -> FastAPI:
+def create_served_app(settings: Settings | None = None) -> ASGIApp:
     """The app as `riskmatrix serve` runs it (also uvicorn's factory for several workers):
-    long-lived objects are frozen out of the garbage collector's full scans once loaded."""
+    the enterprise read's fast lane in front of the whole app (not inside FastAPI's own
+    middleware layers: ~0.02 ms a read); the published run, the snapshot, the champion and
+    the run's decisions loaded before the first request (not by it, every read waiting
+    behind it); then long-lived objects frozen out of the garbage collector's full scans."""
     from serving.api.cache import freeze_long_lived
+    from serving.api.fast_read import EnterpriseReadFastPath
 
-    app = create_app(settings)
+    app = create_app(settings, fast_read=False)
+    app.state.cache.preload()
     app.state.cache.freeze_after_load = True
+    app.state.cache.warm_on_publish = True
     freeze_long_lived()
-    return app
+    return EnterpriseReadFastPath(app, fastapi_app=app)

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, select
 
 from serving.api.schemas import EnterpriseDecision
 from serving.settings import Settings
-from serving.store import RUN_COMPLETE, RunRecord, latest_complete_run, runs
+from serving.store import RUN_COMPLETE, RunRecord, enterprise_scores, latest_complete_run, runs
 
 LOG = logging.getLogger("riskmatrix.serving")
 RUN_TTL_SECONDS = 2.0
@@ -121,12 +121,15 @@ class ServiceCache:
     """Per-app cache; every getter is thread-safe (sync endpoints run in a thread pool).
 
     `freeze_after_load` (set by `riskmatrix serve`) freezes the collector's view after the
-    champion or the on-demand context loads, see `freeze_long_lived`."""
+    champion or the on-demand context loads, see `freeze_long_lived`; `warm_on_publish`
+    (also set by `serve`) serialises a newly published run's decisions in the background
+    thread that noticed it, see `warm_decisions`."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
         self.engine = engine
         self.freeze_after_load = False
+        self.warm_on_publish = False  # `riskmatrix serve`: see `warm_decisions`
         # On-demand scorings computed at once: CPU-bound pandas code holds the GIL, so more
         # in parallel only adds switching.
         self.scoring_executor = ThreadPoolExecutor(max_workers=ON_DEMAND_PARALLEL,
@@ -147,6 +150,35 @@ class ServiceCache:
         self._decisions_lock = threading.Lock()
         self._decisions: OrderedDict[str, tuple[tuple[Any, ...], CachedDecision]] = (
             OrderedDict())
+
+    def preload(self) -> None:
+        """Load now what the first requests would otherwise load under their feet: the
+        published run, the snapshot (names, on-demand context) and the champion. What is not
+        there yet (a new home) stays lazy: its endpoints answer as they do without it."""
+        for what, load in (("run", self.latest_run), ("snapshot", self.on_demand),
+                           ("names", lambda: self.enterprise_name("")),
+                           ("champion", self.champion), ("decisions", self.warm_decisions)):
+            try:
+                load()
+            except Exception as error:  # reported; loaded again on first use
+                LOG.info("启动时未预加载 %s / %s not preloaded at start: %s", what, what, error)
+
+    def warm_decisions(self, limit: int | None = None) -> int:
+        """Serialise the published run's decisions now (at most `limit`, default the cache's
+        size `DECISION_CACHE_ENTRIES`, in code order):
+        reads after a start or a new run then find them ready, instead of the first read of
+        each firm building it while every other read waits behind it. Returns how many."""
+        run = self.latest_run()
+        if run is None:
+            return 0
+        with self.engine.connect() as connection:
+            usccs = connection.execute(
+                select(enterprise_scores.c.uscc).where(enterprise_scores.c.run_id == run.id)
+                .order_by(enterprise_scores.c.uscc)
+                .limit(DECISION_CACHE_ENTRIES if limit is None else limit)).scalars().all()
+        for uscc in usccs:
+            self.decision(str(uscc))
+        return len(usccs)
 
     def latest_run(self) -> RunRecord | None:
         """The run readers see, re-read at most every `RUN_TTL_SECONDS`."""
@@ -181,7 +213,10 @@ class ServiceCache:
 
     def _background_refresh(self) -> None:
         try:
+            known = self._published[1]
             self._refresh_run()
+            if self.warm_on_publish and self._published[1] != known:
+                self.warm_decisions()
         except Exception:  # the store is away: readers keep the known run, next read retries
             LOG.warning("无法刷新最新运行 / could not re-check the latest run", exc_info=True)
         finally:

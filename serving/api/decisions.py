@@ -63,6 +63,11 @@ APPEND_ATTEMPTS = 5
 MAX_BATCH = 512  # entries per transaction: bounds one commit's time under a burst
 WRITER_IDLE_SECONDS = 1.0  # the writer thread ends after this long without work
 CHECKPOINT_SECONDS = 0.5  # how often the read trail's WAL pages are copied into the database
+# Past this many frames (pages, 4 kB each) the checkpointer rewinds the WAL (see
+# `ReadRecorder._rewind_wal`); readers that keep it from doing so make it give up after
+# WAL_REWIND_WAIT_SECONDS, retried next round.
+WAL_REWIND_FRAMES = 65_536
+WAL_REWIND_WAIT_SECONDS = 0.05
 
 
 def _immediate_writer(engine: Engine) -> Engine:
@@ -233,14 +238,40 @@ class ReadRecorder:
                     self._checkpointer = None
                 self._checkpoint()
                 return
-            self._checkpoint()
+            if self._checkpoint() > WAL_REWIND_FRAMES:
+                self._rewind_wal()
 
-    def _checkpoint(self) -> None:
+    def _rewind_wal(self) -> None:
+        """Keep the WAL bounded under continuous reads. SQLite rewinds it only once every
+        frame is checkpointed, which a PASSIVE round never achieves while commits keep
+        coming (it grew ~25 MB/s at 5,000 reads/s, gigabytes per sustained burst). Past
+        `WAL_REWIND_FRAMES` this process's appends pause for one RESTART checkpoint (the few
+        frames committed since the PASSIVE round just before, two syncs: ~20-30 ms), after
+        which the next commit writes from the file's start again. Not TRUNCATE: freeing and
+        re-allocating a quarter gigabyte stalled appends for 150-600 ms."""
+        import sqlite3
+
+        database = self._engine.url.database
+        if not database:
+            return
+        with self._append_lock:
+            connection = sqlite3.connect(database, timeout=WAL_REWIND_WAIT_SECONDS)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(RESTART)")
+            except sqlite3.Error:  # a reader held on: the next round tries again
+                LOG.debug("WAL rewind skipped", exc_info=True)
+            finally:
+                connection.close()
+
+    def _checkpoint(self) -> int:
+        """A PASSIVE checkpoint; the frames in the WAL (0 when the store was busy)."""
         try:
             with self._engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                row = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").first()
         except Exception:  # a busy store: the next round (or any other writer) catches up
             LOG.debug("WAL checkpoint skipped", exc_info=True)
+            return 0
+        return int(row[1]) if row is not None and row[1] is not None else 0
 
 
 _RECORDERS: weakref.WeakKeyDictionary[Engine, ReadRecorder] = weakref.WeakKeyDictionary()
@@ -291,6 +322,17 @@ def _finite(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def published_class(engine: Engine, run: RunRecord, uscc: str) -> str | None:
+    """The enterprise's class in `run` (None when the run did not score it): the previous
+    class an on-demand score's hysteresis starts from, one indexed lookup (no reasons)."""
+    with engine.connect() as connection:
+        value = connection.execute(
+            select(enterprise_scores.c.risk_class)
+            .where(enterprise_scores.c.run_id == run.id, enterprise_scores.c.uscc == uscc)
+        ).scalar()
+    return None if value is None else str(value)
 
 
 def enterprise_history(engine: Engine, uscc: str) -> list[ClassHistoryPoint]:

@@ -273,23 +273,28 @@ async def enterprise_read(uscc: Uscc, request: Request) -> Response:
 
 @enterprises.post("/score", response_model=ScoreResponse)
 async def score(body: ScoreRequest, principal: Regulator, engine: EngineDep,
-                cache: CacheDep) -> ScoreResponse:
+                cache: CacheDep) -> Response:
     """按需评分 / score a submitted enterprise record with the champion: validated with the
     contract's ingest rules (422 names table, row, column and rule), returns probability,
     class and SHAP reasons with the model and policy versions."""
     # CPU-bound pandas work holds the GIL: scorings run one after another on the app's own
     # scoring thread and waiting requests hold no thread (32 parked threads cut throughput).
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(cache.scoring_executor, score_now, body, principal,
-                                      engine, cache)
+    result = await loop.run_in_executor(cache.scoring_executor, score_response, body, engine,
+                                        cache)
+    # The read record joins the enterprise reads' group commit on the loop (no hop to the
+    # writer thread) and is committed before the answer leaves.
+    await decisions.record_read_async(engine, principal, result.uscc, "on_demand_score",
+                                      as_of=result.as_of)
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
-def score_now(body: ScoreRequest, principal: Principal, engine: Engine,
-              cache: ServiceCache) -> ScoreResponse:
-    """`POST /api/score` computed in the calling thread."""
+def score_response(body: ScoreRequest, engine: Engine, cache: ServiceCache) -> ScoreResponse:
+    """`POST /api/score`'s answer computed in the calling thread (the caller records the
+    read): validation, features, score, class and reasons."""
     from serving.api.ondemand import score_record, validate_record
     from serving.nightly import DEFAULT_TOP_K
-    from serving.store import enterprise_score as stored_score
+    from training.enterprise import REGISTERED_NAME
 
     context = cache.on_demand()
     model, model_version = cache.champion()
@@ -297,15 +302,10 @@ def score_now(body: ScoreRequest, principal: Principal, engine: Engine,
                             context.inspector_ids)
     run = cache.latest_run()
     uscc = str(typed["enterprises"].iloc[0]["uscc"])
-    previous = stored_score(engine, uscc, run) if run is not None else None
-    result = score_record(context, model, typed, body.as_of,
-                          previous["class"] if previous else None,
+    previous = decisions.published_class(engine, run, uscc) if run is not None else None
+    result = score_record(context, model, typed, body.as_of, previous,
                           run.top_k if run is not None else DEFAULT_TOP_K)
     row = result.scores
-    decisions.record_read(engine, principal, uscc, "on_demand_score",
-                          as_of=result.as_of.date())
-    from training.enterprise import REGISTERED_NAME
-
     return ScoreResponse(
         uscc=uscc, as_of=result.as_of.date(), probability=float(row["probability"]),
         risk_class=str(row["class"]), score_class=str(row["score_class"]),

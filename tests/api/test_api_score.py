@@ -49,12 +49,23 @@ def test_a_known_firm_scores_as_the_nightly_scored_it(
     body = response.json()
     stored = enterprise_score(open_store(prepared.settings.database_url),
                               record["enterprise"]["uscc"])
+    assert stored is not None
     assert body["probability"] == pytest.approx(stored["probability"], rel=1e-9)
     assert body["risk_class"] == stored["class"] and body["input_hash"] == stored["input_hash"]
     assert [r["reason_code"] for r in body["reasons"]] == [
         r["reason_code"] for r in stored["reasons"]]
     assert body["model_version"] == stored["model_version"]
     assert body["policy_hash"] == stored["policy_hash"]
+    assert (body["score_class"], ",".join(body["overrides"]), body["class_reason_en"]) == (
+        stored["score_class"], stored["overrides"], stored["class_reason_en"])
+    assert [r["contribution"] for r in body["reasons"]] == pytest.approx(
+        [r["contribution"] for r in stored["reasons"]], rel=1e-9)
+    from serving.audit import records
+
+    trail = records(open_store(prepared.settings.database_url),
+                    entity=record["enterprise"]["uscc"], limit=10_000)
+    assert (trail[-1].kind, trail[-1].payload["what"], trail[-1].payload["reader"]) == (
+        "decision.read", "on_demand_score", "reg")
 
 
 def test_new_penalties_raise_the_probability(client: TestClient, record: dict[str, Any],
@@ -100,9 +111,9 @@ def test_bad_records_are_422s_naming_field_column_and_rule(
 
     stray = {"event_id": "E1", "uscc": prepared.off_list, "event_type": "tax_grade",
              "occurred_date": "2026-05-01", "known_date": "2026-04-01"}
-    found = {(p["field"], p["row"], p["column"], p["rule"]) for p in _problems(client.post(
+    located = {(p["field"], p["row"], p["column"], p["rule"]) for p in _problems(client.post(
         "/api/score", json={"enterprise": enterprise, "events": [stray]}, headers=regulator))}
-    assert found == {("events", 1, "occurred_date,known_date", "known_not_before_occurred"),
+    assert located == {("events", 1, "occurred_date,known_date", "known_not_before_occurred"),
                      ("events", 1, "event_type,grade", "grade_for_tax_grade"),
                      ("events", 1, "uscc", "reference")}
 
