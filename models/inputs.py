@@ -60,10 +60,11 @@ def feature_matrix(X: pd.DataFrame, feature_names: Sequence[str]) -> np.ndarray:
     if X.columns.has_duplicates:
         dup = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
         raise FeatureFrameError(f"feature frame has duplicate columns / 特征表列名重复: {dup}")
+    dtypes = dict(zip(X.columns, X.dtypes, strict=True))  # one lookup per column, no Series
     bad = [
-        f"{c} ({X[c].dtype})"
+        f"{c} ({dtypes[c]})"
         for c in feature_names
-        if not (is_numeric_dtype(X[c].dtype) or is_bool_dtype(X[c].dtype))
+        if not (is_numeric_dtype(dtypes[c]) or is_bool_dtype(dtypes[c]))
     ]
     if bad:
         raise FeatureFrameError(

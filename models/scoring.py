@@ -85,7 +85,8 @@ def score_population(
     is last run's final class per entity (for hysteresis).
     """
     names = list(model.feature_names_)
-    raw = np.asarray(model.decision_function(X), dtype=np.float64)
+    inputs = X[names]  # selected once: every step below reads exactly these columns
+    raw = np.asarray(model.decision_function(inputs), dtype=np.float64)
     probability = pd.Series(model.proba_from_raw(raw), index=X.index, name="probability")
     flags = (
         X[[r.flag_column for r in rules.hard_rules]].astype(bool) if rules.hard_rules else None
@@ -94,20 +95,20 @@ def score_population(
         probability, list(rules.cutoffs), margin=rules.margin, previous=previous,
         hard_rules=list(rules.hard_rules), flags=flags, labels=rules.labels,
     )
-    contributions = shap_contributions(model, X)
-    reasons = top_reasons(contributions, X[names], catalogue, k=k)
+    contributions = shap_contributions(model, inputs)
+    reasons = top_reasons(contributions, inputs, catalogue, k=k)
     scores = pd.DataFrame(
         {
             "raw_score": raw,
             "probability": probability,
             "score_class": classes["score_class"],
             "class": classes["class"],
-            "overrides": classes["overrides"].map(lambda o: ",".join(o)),
+            "overrides": classes["overrides"].map(",".join),
             "class_reason_zh": classes["reason_zh"],
             "class_reason_en": classes["reason_en"],
             "top_reasons_zh": _joined(reasons, "text_zh", X.index),
             "top_reasons_en": _joined(reasons, "text_en", X.index),
-            "input_hash": feature_hashes(X, names),
+            "input_hash": feature_hashes(inputs, names),
         },
         index=X.index,
     )
