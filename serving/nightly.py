@@ -738,7 +738,10 @@ def _reusable(connection: Connection, run_id: int | None, low: str, high: str
         select(reasons.c.uscc, reasons.c.rank, reasons.c.feature, reasons.c.contribution)
         .where(reasons.c.run_id == run_id,
                _in_chunk(connection, reasons.c.uscc, low, high))).all()
-    frame = pd.DataFrame(rows, columns=["uscc", "rank", "feature", "contribution"])
+    names = ["uscc", "rank", "feature", "contribution"]
+    # Column by column: a frame built from 150,000 row objects took a second per chunk.
+    columns = [list(values) for values in zip(*rows, strict=True)] or [[] for _ in names]
+    frame = pd.DataFrame(dict(zip(names, columns, strict=True)))
     return ReusableReasons(pd.Series({str(r.uscc): str(r.explain_key) for r in keys},
                                      dtype=object), frame)
 
