@@ -129,11 +129,11 @@ def _format_values(values: np.ndarray) -> list[str]:
     return texts
 
 
-def _top_k(key: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_k(work: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column positions and keys of each row's `k` largest keys, largest first; ties go to
     the lower position (catalogue order). k rounds of argmax: cheaper than a partition or a
-    sort when k is a handful and rows have dozens of features."""
-    work = key.copy()
+    sort when k is a handful and rows have dozens of features. Overwrites `work` (the
+    chosen keys become -inf), which is the caller's scratch copy."""
     rows = np.arange(len(work))
     chosen = np.empty((len(work), k), dtype=np.int64)
     chosen_keys = np.empty((len(work), k), dtype=np.float64)
