@@ -42,9 +42,7 @@ class ScoredPopulation:
 def row_digests(matrix: np.ndarray) -> list[str]:
     """sha256 hex digest of each row's bytes (one pass over one buffer: no per-row arrays)."""
     data = np.ascontiguousarray(matrix).tobytes()
-    width = matrix.itemsize * (matrix.shape[1] if matrix.ndim == 2 else 1)
-    if width == 0:
-        return [hashlib.sha256(b"").hexdigest()] * len(matrix)
+    width = matrix.itemsize * matrix.shape[1]
     view, sha256 = memoryview(data), hashlib.sha256
     return [sha256(view[start:start + width]).hexdigest()
             for start in range(0, len(data), width)]

@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ from features.snapshot import (
 from models.classes import assign_classes
 from models.explain import BIAS_COLUMN, booster_of, shap_contributions, top_reasons
 from models.inputs import feature_matrix
-from models.scoring import ClassRules, feature_hashes, matrix_hashes, row_digests
+from models.scoring import ClassRules, feature_hashes, row_digests
 from serving.audit import (
     DECISION,
     PROJECT_GRADE,
@@ -262,15 +262,10 @@ def _chunk_contributions(model: Any, X: pd.DataFrame, names: Sequence[str], reus
     return pd.DataFrame(matrix, index=X.index, columns=[*names, BIAS_COLUMN])
 
 
-_SIDE_THREAD: list[ThreadPoolExecutor] = []
-
-
+@cache
 def _side_thread() -> ThreadPoolExecutor:
     """One worker thread per process for the scoring work that overlaps TreeSHAP."""
-    if not _SIDE_THREAD:
-        _SIDE_THREAD.append(ThreadPoolExecutor(max_workers=1,
-                                               thread_name_prefix="riskmatrix-scoring"))
-    return _SIDE_THREAD[0]
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="riskmatrix-scoring")
 
 
 def score_chunk(
@@ -303,19 +298,19 @@ def score_chunk(
                               flags=flags, labels=rules.labels)
 
     def identify() -> tuple[pd.Series, pd.Series]:
-        hashes = pd.Series(matrix_hashes(matrix), index=X.index, name="input_hash")
+        hashes = feature_hashes(inputs, names)
         return hashes, _keys_of(model, matrix, hashes)
 
     # Classes and hashes do not need TreeSHAP's output: they run on a side thread while
     # LightGBM (which releases the GIL) computes the contributions. Reuse needs the keys
     # first, so with a reusable run only the classes overlap.
+    _split_thresholds(booster_of(model))  # read here, so the side thread never calls LightGBM
     if reusable is not None and len(reusable.keys):
         hashes, keys = identify()
         reuse = (keys == reusable.keys.reindex(X.index)).to_numpy(dtype=bool)
         side = _side_thread().submit(lambda: (classify(), hashes, keys))
     else:
         reuse = np.zeros(len(X), dtype=bool)
-        _split_thresholds(booster_of(model))  # the side thread then never calls LightGBM
         side = _side_thread().submit(lambda: (classify(), *identify()))
     scored = time.perf_counter()
     contributions = _chunk_contributions(model, inputs, names, reuse, reusable)
