@@ -28,13 +28,22 @@ import hashlib
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
 
-from serving.store import RUN_COMPLETE, audit_log, insert_rows, json_ready, runs, utc_now
+from serving.store import (
+    RUN_COMPLETE,
+    audit_log,
+    insert_tuples,
+    json_ready,
+    runs,
+    utc_now,
+)
 
 GENESIS_HASH = "0" * 64
 DECISION = "decision"
@@ -73,6 +82,14 @@ def canonical_json(value: Any) -> str:
 
 
 def _scalar_json(value: Any) -> str:
+    """`_SCALAR.encode(value)`, with the column types a record has (text, whole numbers,
+    null) written directly: the read trail chains one record per API read."""
+    if value is None:
+        return "null"
+    if type(value) is str:
+        return encode_basestring(value)  # the encoder's own C routine for ensure_ascii=False
+    if type(value) is int:
+        return int.__repr__(value)
     return _SCALAR.encode(value)
 
 
@@ -137,17 +154,43 @@ def lock_chain(connection: Connection) -> None:
         connection.execute(text(f"UPDATE {audit_log.name} SET seq = seq WHERE 0"))
 
 
+HEAD_SQL = f"SELECT seq, hash FROM {audit_log.name} ORDER BY seq DESC LIMIT 1"
+RECORD_COLUMNS = ("seq", "kind", "recorded_at", "entity", "as_of", "run_id", "payload",
+                  "prev_hash", "hash")
+_INSERT_SQL = (f"INSERT INTO {audit_log.name} ({', '.join(RECORD_COLUMNS)}) "
+               f"VALUES ({', '.join('?' * len(RECORD_COLUMNS))})")
+
+
+def _head(row: Any) -> tuple[int, str]:
+    return (0, GENESIS_HASH) if row is None else (int(row[0]), str(row[1]))
+
+
 def chain_head(connection: Connection) -> tuple[int, str]:
     """(seq, hash) of the last record; (0, genesis) for an empty log."""
-    row = connection.execute(select(audit_log.c.seq, audit_log.c.hash)
-                             .order_by(audit_log.c.seq.desc()).limit(1)).first()
-    return (0, GENESIS_HASH) if row is None else (int(row.seq), str(row.hash))
+    return _head(connection.exec_driver_sql(HEAD_SQL).first())
 
 
 def _check_kind(kind: str) -> None:
     if not _KIND.match(kind):
         raise AuditError(f"审计事件类型无效 {kind!r} / invalid audit event kind {kind!r}: "
                          "lower-case letters, digits, '.', '_' or '-', at most 64 characters")
+
+
+def chain_rows(seq: int, head: str, entries: Sequence[AuditEntry],
+               recorded_at: str) -> list[tuple[Any, ...]]:
+    """The rows (in `RECORD_COLUMNS` order) that append `entries` after record `seq` whose
+    hash is `head`: numbered, stamped and chained. Pure; the callers insert them."""
+    rows = []
+    for entry in entries:
+        _check_kind(entry.kind)
+        seq += 1
+        payload_json = canonical_json(entry.payload)
+        digest = chain_hash(head, record_text(seq, entry.kind, recorded_at, entry.entity,
+                                              entry.as_of, entry.run_id, payload_json))
+        rows.append((seq, entry.kind, recorded_at, entry.entity, entry.as_of, entry.run_id,
+                     payload_json, head, digest))
+        head = digest
+    return rows
 
 
 def append_entries(connection: Connection, entries: Sequence[AuditEntry]) -> tuple[int, str]:
@@ -160,20 +203,22 @@ def append_entries(connection: Connection, entries: Sequence[AuditEntry]) -> tup
     seq, head = chain_head(connection)
     if not entries:
         return seq, head
-    recorded_at = utc_now().isoformat(timespec="microseconds")
-    rows = []
-    for entry in entries:
-        _check_kind(entry.kind)
-        seq += 1
-        payload_json = canonical_json(entry.payload)
-        digest = chain_hash(head, record_text(seq, entry.kind, recorded_at, entry.entity,
-                                              entry.as_of, entry.run_id, payload_json))
-        rows.append({"seq": seq, "kind": entry.kind, "recorded_at": recorded_at,
-                     "entity": entry.entity, "as_of": entry.as_of, "run_id": entry.run_id,
-                     "payload": payload_json, "prev_hash": head, "hash": digest})
-        head = digest
-    insert_rows(connection, audit_log, rows)
-    return seq, head
+    rows = chain_rows(seq, head, entries, utc_now().isoformat(timespec="microseconds"))
+    insert_tuples(connection, audit_log, RECORD_COLUMNS, rows)
+    return rows[-1][0], rows[-1][-1]
+
+
+def append_entries_sqlite(connection: sqlite3.Connection,
+                          entries: Sequence[AuditEntry]) -> tuple[int, str]:
+    """`append_entries` on a bare sqlite3 connection whose transaction already holds the
+    write lock (BEGIN IMMEDIATE): the API's read trail appends a batch per event-loop turn,
+    and SQLAlchemy's statement handling was a third of that append's time."""
+    seq, head = _head(connection.execute(HEAD_SQL).fetchone())
+    if not entries:
+        return seq, head
+    rows = chain_rows(seq, head, entries, utc_now().isoformat(timespec="microseconds"))
+    connection.executemany(_INSERT_SQL, rows)
+    return rows[-1][0], rows[-1][-1]
 
 
 def append_event(store: Engine | Connection, kind: str, payload: Mapping[str, Any], *,

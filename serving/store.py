@@ -368,7 +368,7 @@ def migrate(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> int
     return head
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def apply_sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
     """WAL lets the API read the published run while the nightly job writes the next."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -385,7 +385,7 @@ def create_store_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", apply_sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -433,21 +433,32 @@ def json_ready(value: Any) -> Any:
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """One executemany INSERT of plain rows (text, numbers, booleans, None).
+    """One executemany INSERT of plain rows (text, numbers, booleans, None)."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    if connection.dialect.name != "sqlite":
+        connection.execute(table.insert(), list(rows))
+        return
+    insert_tuples(connection, table, columns, [tuple(row[c] for c in columns) for row in rows])
 
-    On SQLite the rows go to the driver as tuples: SQLAlchemy's per-row parameter processing
-    would otherwise double the cost of writing a nightly chunk. Other dialects use Core
-    (psycopg batches the rows into multi-row VALUES).
+
+def insert_tuples(connection: Connection, table: Table, columns: Sequence[str],
+                  rows: Sequence[Sequence[Any]]) -> None:
+    """One executemany INSERT of rows given as value tuples in `columns` order.
+
+    On SQLite the tuples go to the driver as they are: SQLAlchemy's per-row parameter
+    processing would otherwise double the cost of writing a nightly chunk. Other dialects
+    use Core (psycopg batches the rows into multi-row VALUES).
     """
     if not rows:
         return
     if connection.dialect.name != "sqlite":
-        connection.execute(table.insert(), list(rows))
+        connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    columns = list(rows[0])
     statement = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
                  f"VALUES ({', '.join('?' * len(columns))})")
-    connection.exec_driver_sql(statement, [tuple(row[c] for c in columns) for row in rows])
+    connection.exec_driver_sql(statement, list(rows))
 
 
 # --------------------------------------------------------------------------- runs

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import sqlite3
 import threading
 import time
 import weakref
@@ -36,10 +37,11 @@ from serving.api.schemas import (
     Reason,
     Stratum,
 )
-from serving.audit import AuditEntry, append_entries
+from serving.audit import AuditEntry, append_entries, append_entries_sqlite
 from serving.settings import Settings
 from serving.store import (
     RunRecord,
+    apply_sqlite_pragmas,
     class_history_rows,
     enterprise_scores,
     latest_complete_run,
@@ -70,33 +72,24 @@ WAL_REWIND_FRAMES = 65_536
 WAL_REWIND_WAIT_SECONDS = 0.05
 
 
-def _immediate_writer(engine: Engine) -> Engine:
-    """A second engine on the same SQLite file whose transactions start with BEGIN
-    IMMEDIATE: the write lock is taken before the chain head is read, so writers in other
-    processes (more service workers, the CLI) queue on `busy_timeout` instead of racing for
-    the same `seq`. Its commits never checkpoint the WAL (SQLite's automatic checkpoint
-    syncs the database file inside a commit, tens of milliseconds on a loaded disk): the
-    recorder's checkpoint thread does that. Other dialects use `engine` (PostgreSQL locks
-    the chain itself)."""
-    from sqlalchemy import event
-
-    from serving.store import create_store_engine
-
+def _sqlite_writer(engine: Engine) -> sqlite3.Connection | None:
+    """The read trail's own driver connection to `engine`'s SQLite file (None for other
+    dialects and in-memory stores, which append through `engine`: PostgreSQL locks the
+    chain itself). Its transactions start with BEGIN IMMEDIATE: the write lock is taken
+    before the chain head is read, so writers in other processes (more service workers, the
+    CLI) queue on `busy_timeout` instead of racing for the same `seq`. Its commits never
+    checkpoint the WAL (SQLite's automatic checkpoint syncs the database file inside a
+    commit, tens of milliseconds on a loaded disk): the recorder's checkpoint thread does
+    that. A bare sqlite3 connection, not a second engine: SQLAlchemy's statement handling
+    was a third of a batch's append."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return engine
-    writer = create_store_engine(engine.url.render_as_string(hide_password=False))
-
-    @event.listens_for(writer, "connect")
-    def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
-        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
-
-    @event.listens_for(writer, "begin")
-    def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return writer
+        return None
+    # Appends come from the event loop's thread and the writer thread, one at a time.
+    connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    apply_sqlite_pragmas(connection)
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    return connection
 
 
 class ReadRecorder:
@@ -117,7 +110,8 @@ class ReadRecorder:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._writer: Engine | None = None
+        self._driver: sqlite3.Connection | None = None  # see `_sqlite_writer`
+        self._driver_opened = False
         self._append_lock = threading.Lock()
         self._pending: list[tuple[AuditEntry, Future[None]]] = []
         self._condition = threading.Condition()
@@ -201,23 +195,26 @@ class ReadRecorder:
         from sqlalchemy.exc import IntegrityError, OperationalError
 
         with self._append_lock:
-            if self._writer is None:
-                self._writer = _immediate_writer(self._engine)
+            if not self._driver_opened:
+                self._driver, self._driver_opened = _sqlite_writer(self._engine), True
             for attempt in range(APPEND_ATTEMPTS):
                 try:
-                    with self._writer.begin() as connection:
-                        append_entries(connection, entries)
+                    if self._driver is None:
+                        with self._engine.begin() as connection:
+                            append_entries(connection, entries)
+                    else:
+                        _append_immediately(self._driver, entries)
                     self.commits += 1
                     self._start_checkpointer()
                     return
-                except (IntegrityError, OperationalError):
+                except (IntegrityError, OperationalError, sqlite3.IntegrityError,
+                        sqlite3.OperationalError):
                     if attempt == APPEND_ATTEMPTS - 1:
                         raise
                     time.sleep(0.01 * (attempt + 1))
 
-
     def _start_checkpointer(self) -> None:
-        if self._checkpointer is None and self._writer is not self._engine:
+        if self._checkpointer is None and self._driver is not None:
             self._checkpointer = threading.Thread(target=self._checkpoint_while_busy,
                                                   daemon=True, name="riskmatrix-checkpoint")
             self._checkpointer.start()
@@ -272,6 +269,18 @@ class ReadRecorder:
             LOG.debug("WAL checkpoint skipped", exc_info=True)
             return 0
         return int(row[1]) if row is not None and row[1] is not None else 0
+
+
+def _append_immediately(connection: sqlite3.Connection, entries: list[AuditEntry]) -> None:
+    """`entries` appended in one BEGIN IMMEDIATE ... COMMIT on the writer's connection."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        append_entries_sqlite(connection, entries)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
 
 
 _RECORDERS: weakref.WeakKeyDictionary[Engine, ReadRecorder] = weakref.WeakKeyDictionary()

@@ -242,3 +242,17 @@ def test_verify_command_exit_codes(published: Settings) -> None:
         with engine.begin() as connection:
             connection.execute(update(audit_log).where(audit_log.c.seq == 7)
                                .values(payload=saved))
+
+
+@pytest.mark.parametrize("entity", ["91440105MA5ABCDE1X", 'quote " back \\ slash', "换行\n制表\t",
+                                    "\u2028 \x00 \x1f \ud7ff", "", None])
+@pytest.mark.parametrize("run_id", [None, 0, 7, 2**40])
+def test_record_text_fast_scalars_equal_the_canonical_encoder(entity: str | None,
+                                                              run_id: int | None) -> None:
+    """The read trail's direct scalar path must hash exactly what `verify_chain` expects."""
+    assembled = {"as_of": "2026-10-01", "entity": entity, "kind": "decision.read",
+                 "payload": {"reader": "张三", "role": "inspector"},
+                 "recorded_at": "2026-11-29T02:00:00.000001+00:00", "run_id": run_id,
+                 "seq": 12}
+    assert record_text(12, "decision.read", assembled["recorded_at"], entity, "2026-10-01",
+                       run_id, canonical_json(assembled["payload"])) == canonical_json(assembled)
