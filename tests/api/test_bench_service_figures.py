@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.bench_service import Result, median_round, steal_between
+from bench.bench_service import Result, median_round, paired_ratios, steal_between
 
 
 def _round(p99: float) -> Result:
@@ -19,3 +19,12 @@ def test_steal_is_the_share_of_all_cpu_time_between_two_readings() -> None:
     assert steal_between((100, 10_000), (150, 11_000)) == 5.0
     assert steal_between(None, (150, 11_000)) is None
     assert steal_between((100, 10_000), (100, 10_000)) is None  # no time passed
+
+
+def test_ratios_pair_each_round_with_the_same_rounds_reference() -> None:
+    service = [Result("on-demand", 1, 10, 1.0, 60.0, 120.0, 0, 0),
+               Result("on-demand", 1, 10, 1.0, 90.0, 150.0, 0, 0)]
+    bare = [Result("bare record", 1, 10, 1.0, 40.0, 60.0, 0, 0),
+            Result("bare record", 1, 10, 1.0, 60.0, 100.0, 0, 0)]
+    assert paired_ratios(service, bare) == [(1.5, 2.0), (1.5, 1.5)]
+    assert paired_ratios(service, bare[:1]) == [(1.5, 2.0)]  # an unfinished round drops out
