@@ -86,6 +86,8 @@ def _raw_table(table_name: str, rows: Sequence[Mapping[str, Any]], field: str
 
 
 def _rejects_as_problems(rejects: pd.DataFrame, field: str) -> list[dict[str, Any]]:
+    if rejects.empty:
+        return []
     problems = []
     for r in rejects.to_dict(orient="records"):
         value = r["value"]
