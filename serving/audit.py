@@ -48,6 +48,8 @@ from serving.store import (
 GENESIS_HASH = "0" * 64
 DECISION = "decision"
 RUN_PUBLISHED = "run.published"
+# Who (username, role) looked at a decision: one record per read through the API or pages.
+DECISION_READ = "decision.read"
 # One record per project placed on the risk matrix and per trigger case a run opened or
 # updated (nightly stages after the enterprise decisions).
 PROJECT_GRADE = "project.grade"
@@ -261,11 +263,16 @@ def decision_record(engine: Engine, entity: str, run_id: int) -> AuditRecord | N
     return None if row is None else _as_record(row)
 
 
-def records(engine: Engine, *, entity: str | None = None, limit: int = 100) -> list[AuditRecord]:
-    """The latest `limit` records, oldest first (all kinds, or one entity's)."""
+def records(engine: Engine, *, entity: str | None = None, limit: int = 100,
+            include_reads: bool = True) -> list[AuditRecord]:
+    """The latest `limit` records, oldest first (all kinds, or one entity's); without
+    `include_reads` the reads of decisions are left out, so a firm that is looked at often
+    still shows its decisions and actions."""
     query = select(audit_log)
     if entity is not None:
         query = query.where(audit_log.c.entity == entity)
+    if not include_reads:
+        query = query.where(audit_log.c.kind != DECISION_READ)
     with engine.connect() as connection:
         rows = connection.execute(query.order_by(audit_log.c.seq.desc()).limit(limit)).all()
     return [_as_record(r) for r in reversed(rows)]

@@ -37,7 +37,7 @@ from serving.api.schemas import (
     Reason,
     Stratum,
 )
-from serving.audit import AuditEntry, append_entries, append_entries_sqlite
+from serving.audit import DECISION_READ, AuditEntry, append_entries, append_entries_sqlite
 from serving.settings import Settings
 from serving.store import (
     RunRecord,
@@ -50,7 +50,6 @@ from serving.store import (
     reasons,
 )
 
-READ_EVENT = "decision.read"
 LOG = logging.getLogger("riskmatrix.serving")
 
 
@@ -300,7 +299,7 @@ def read_entry(principal: Principal, entity: str, what: str, *, run_id: int | No
                as_of: dt.date | None = None) -> AuditEntry:
     """The "decision.read" record of who (username, role) read which decision."""
     payload = {"reader": principal.username, "role": principal.role.value, "what": what}
-    return AuditEntry(READ_EVENT, payload, entity=entity,
+    return AuditEntry(DECISION_READ, payload, entity=entity,
                       as_of=None if as_of is None else as_of.isoformat(), run_id=run_id)
 
 

@@ -558,13 +558,16 @@ def audit_replay(uscc: Uscc, principal: Regulator, engine: EngineDep,
 @audit.get("/entities/{entity}", response_model=list[AuditEventOut])
 def audit_history(entity: Annotated[str, Path(max_length=64)], _user: Regulator,
                   engine: EngineDep,
-                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEventOut]:
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                  reads: Annotated[bool, Query(description=(
+                      "包含查阅记录 / include the reads of its decisions (false: decisions "
+                      "and actions only)"))] = True) -> list[AuditEventOut]:
     """一个实体的决定与查阅记录 / the audit records of one entity (decisions, reads, actions)."""
     from serving.audit import records
 
     return [AuditEventOut(seq=r.seq, kind=r.kind, recorded_at=r.recorded_at, entity=r.entity,
                           as_of=r.as_of, run_id=r.run_id, payload=r.payload, hash=r.hash)
-            for r in records(engine, entity=entity.strip(), limit=limit)]
+            for r in records(engine, entity=entity.strip(), limit=limit, include_reads=reads)]
 
 
 # --------------------------------------------------------------------------- models, monitoring

@@ -99,6 +99,18 @@ def test_audit_verify_and_entity_history(client: TestClient, prepared: Prepared,
     assert history[0]["kind"] == "decision" and history[0]["entity"] == prepared.on_list
 
 
+def test_a_much_read_firm_still_shows_its_decisions_without_the_reads(
+        client: TestClient, prepared: Prepared, regulator: dict[str, str]) -> None:
+    for _ in range(3):
+        client.get(f"/api/enterprises/{prepared.on_list}", headers=regulator)
+    url = f"/api/audit/entities/{prepared.on_list}"
+    everything = client.get(url, params={"limit": 3}, headers=regulator).json()
+    assert [r["kind"] for r in everything] == ["decision.read"] * 3  # the reads crowd it
+    decided = client.get(url, params={"limit": 3, "reads": "false"}, headers=regulator).json()
+    assert decided and "decision.read" not in {r["kind"] for r in decided}
+    assert decided[-1]["kind"] == "decision" and decided[-1]["entity"] == prepared.on_list
+
+
 def test_regulator_pages_data(client: TestClient, regulator: dict[str, str]) -> None:
     dashboard = client.get("/api/dashboard", headers=regulator).json()
     assert sum(dashboard["class_counts"].values()) > 0 and dashboard["model_version"]
