@@ -160,9 +160,6 @@ class Result:
     socket_errors: int = 0
     steal_pct: float | None = None  # CPU time the hypervisor took while this row ran
 
-    def with_steal(self, steal: float | None) -> Result:
-        return replace(self, steal_pct=steal)
-
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
@@ -303,7 +300,7 @@ def measure(target: Target, concurrency: int, seconds: float, wrk: str | None,
         before = cpu_times()
         result = measure_httpx(target.name, urls, target.method, target.payload, headers,
                                concurrency, seconds)
-        return result.with_steal(steal_between(before, cpu_times()))
+        return replace(result, steal_pct=steal_between(before, cpu_times()))
     script = workdir / "bench.lua"
     script.write_text(WRK_SCRIPT, encoding="utf-8")
     paths_file = workdir / "paths.txt"

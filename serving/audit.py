@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Engine, select, text
 from serving.store import (
     RUN_COMPLETE,
     audit_log,
+    insert_statement,
     insert_tuples,
     json_ready,
     runs,
@@ -159,8 +160,7 @@ def lock_chain(connection: Connection) -> None:
 HEAD_SQL = f"SELECT seq, hash FROM {audit_log.name} ORDER BY seq DESC LIMIT 1"
 RECORD_COLUMNS = ("seq", "kind", "recorded_at", "entity", "as_of", "run_id", "payload",
                   "prev_hash", "hash")
-_INSERT_SQL = (f"INSERT INTO {audit_log.name} ({', '.join(RECORD_COLUMNS)}) "
-               f"VALUES ({', '.join('?' * len(RECORD_COLUMNS))})")
+_INSERT_SQL = insert_statement(audit_log, RECORD_COLUMNS)
 
 
 def _head(row: Any) -> tuple[int, str]:

@@ -456,9 +456,13 @@ def insert_tuples(connection: Connection, table: Table, columns: Sequence[str],
     if connection.dialect.name != "sqlite":
         connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    statement = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                 f"VALUES ({', '.join('?' * len(columns))})")
-    connection.exec_driver_sql(statement, list(rows))
+    connection.exec_driver_sql(insert_statement(table, columns), list(rows))
+
+
+def insert_statement(table: Table, columns: Sequence[str]) -> str:
+    """The positional (`?`) INSERT of `columns` into `table`, for SQLite's driver."""
+    return (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' * len(columns))})")
 
 
 # --------------------------------------------------------------------------- runs

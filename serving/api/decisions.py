@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import math
 import sqlite3
@@ -109,8 +110,6 @@ class ReadRecorder:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._driver: sqlite3.Connection | None = None  # see `_sqlite_writer`
-        self._driver_opened = False
         self._append_lock = threading.Lock()
         self._pending: list[tuple[AuditEntry, Future[None]]] = []
         self._condition = threading.Condition()
@@ -194,8 +193,6 @@ class ReadRecorder:
         from sqlalchemy.exc import IntegrityError, OperationalError
 
         with self._append_lock:
-            if not self._driver_opened:
-                self._driver, self._driver_opened = _sqlite_writer(self._engine), True
             for attempt in range(APPEND_ATTEMPTS):
                 try:
                     if self._driver is None:
@@ -211,6 +208,11 @@ class ReadRecorder:
                     if attempt == APPEND_ATTEMPTS - 1:
                         raise
                     time.sleep(0.01 * (attempt + 1))
+
+    @functools.cached_property
+    def _driver(self) -> sqlite3.Connection | None:
+        """The SQLite writer connection, opened by the first append (see `_sqlite_writer`)."""
+        return _sqlite_writer(self._engine)
 
     def _start_checkpointer(self) -> None:
         if self._checkpointer is None and self._driver is not None:
